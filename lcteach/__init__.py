@@ -1,0 +1,37 @@
+"""lcteach: reference implementations for the LCTeach long-context course.
+
+One concept per module; the most used names are re-exported here.
+"""
+
+from .attention import dense_attention
+from .chunking import ChunkedProcessor, Span
+from .masks import causal_mask, generate_sliding_window, materialize_mask
+from .memory import peak_memory, track_peak_memory
+from .online_softmax import finalize_softmax_state, init_softmax_state, merge_attention, online_softmax_step
+from .profiling import ScalingReport, dense_attention_memory, diagnose_oom, fit_exponent, format_bytes, profile_scaling
+from .scheduling import largest_chunk, plan_chunks
+from .tiled import tiled_attention
+
+__all__ = [
+    "ChunkedProcessor",
+    "ScalingReport",
+    "Span",
+    "causal_mask",
+    "dense_attention",
+    "dense_attention_memory",
+    "diagnose_oom",
+    "finalize_softmax_state",
+    "fit_exponent",
+    "format_bytes",
+    "generate_sliding_window",
+    "init_softmax_state",
+    "largest_chunk",
+    "materialize_mask",
+    "merge_attention",
+    "online_softmax_step",
+    "peak_memory",
+    "plan_chunks",
+    "profile_scaling",
+    "tiled_attention",
+    "track_peak_memory",
+]
