@@ -37,9 +37,9 @@ def dense_attention(
         scores.masked_fill_(~mask, float("-inf"))
     if causal:
         n_q, n_k = q.shape[-2], k.shape[-2]
-        above = torch.ones(n_q, n_k, dtype=torch.bool, device=q.device).triu_(1)
-        scores.masked_fill_(above, float("-inf"))
-    row_max = scores.amax(dim=-1, keepdim=True)
+        # A temporary, freed at once: holding it would add an (Nq, Nk) bool buffer to the peak.
+        scores.masked_fill_(torch.ones(n_q, n_k, dtype=torch.bool, device=q.device).triu_(1), float("-inf"))
+    row_max = scores.detach().amax(dim=-1, keepdim=True)  # a constant shift: no gradient, no saved scores
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     exp_scores = scores.sub_(row_max).exp_()  # in place: two (Nq, Nk) buffers at the peak
     total = exp_scores.sum(dim=-1, keepdim=True)

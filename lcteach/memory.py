@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 
 @dataclass
@@ -26,14 +25,14 @@ class MemoryReport:
     live_bytes: int = 0
     _storages: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
-    def _add(self, tensor: torch.Tensor, input_storages: set[int]) -> None:
+    def _add(self, tensor: torch.Tensor, inputs) -> None:
         storage = tensor.untyped_storage()
         key, nbytes = storage.data_ptr(), storage.nbytes()
         if nbytes == 0:
             return
         if key in self._storages:
             self._storages[key][0] += 1
-        elif key in input_storages:
+        elif any(t.untyped_storage().data_ptr() == key for t in inputs):
             return  # a view of, or in-place write to, memory that existed before tracking
         else:
             self._storages[key] = [1, nbytes]
@@ -58,16 +57,22 @@ class _Tracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        inputs = {
-            t.untyped_storage().data_ptr()
-            for t in tree_leaves((args, kwargs))
-            if isinstance(t, torch.Tensor)
-        }
         out = func(*args, **kwargs)
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                self.report._add(t, inputs)
+        for tensor in _tensors(out):
+            self.report._add(tensor, _tensors((args, kwargs)))
         return out
+
+
+def _tensors(tree):
+    """Yield the tensors in nested tuples, lists and dicts (operator arguments and results)."""
+    if isinstance(tree, torch.Tensor):
+        yield tree
+    elif isinstance(tree, (tuple, list)):
+        for item in tree:
+            yield from _tensors(item)
+    elif isinstance(tree, dict):
+        for item in tree.values():
+            yield from _tensors(item)
 
 
 @contextmanager

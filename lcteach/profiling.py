@@ -25,12 +25,14 @@ AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
 
 def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
     """Least-squares slope of log(values) against log(sizes): p in values ~ c * sizes^p."""
-    x = np.log(np.asarray(sizes, dtype=np.float64))
-    y = np.log(np.asarray(values, dtype=np.float64))
-    if x.shape != y.shape or x.size < 2:
-        raise ValueError(f"need at least two (size, value) pairs of equal length, got {x.size} and {y.size}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+    sizes_arr = np.asarray(sizes, dtype=np.float64)
+    values_arr = np.asarray(values, dtype=np.float64)
+    if sizes_arr.shape != values_arr.shape or sizes_arr.size < 2:
+        raise ValueError(f"need at least two (size, value) pairs of equal length, got {sizes_arr.size} and {values_arr.size}")
+    both = np.concatenate([sizes_arr.ravel(), values_arr.ravel()])
+    if not (np.all(np.isfinite(both)) and np.all(both > 0)):  # checked before np.log, which would warn
         raise ValueError("sizes and values must be positive and finite to fit on a log-log scale")
+    x, y = np.log(sizes_arr), np.log(values_arr)
     if np.ptp(x) == 0:
         raise ValueError("sizes must not all be equal")
     return float(np.polyfit(x, y, 1)[0])

@@ -31,6 +31,9 @@ def largest_chunk(
     """
     check_positive_int("budget_bytes", budget_bytes)
     check_positive_int("multiple_of", multiple_of)
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        # A negative overlap would start the search at a chunk of 0 and loop forever.
+        raise ValueError(f"overlap must be an integer >= 0, got {overlap!r}")
     if cost is None:
         def cost(c: int) -> int:
             return dense_attention_memory(c, batch=batch, heads=heads, dim=dim, dtype=dtype)

@@ -1,0 +1,328 @@
+"""The grading engine: run a part's checks on a student's function, score it, explain failures.
+
+A *part* is one graded exercise: a list of checks, each a function ``check(student, case)``
+that raises ``CheckFailed`` with what was expected, what was seen and a hint. ``grade_part``
+runs them and returns a ``PartResult`` whose ``repr`` is the points earned, so a graded
+notebook cell that ends with ``grade.<part>(fn)`` gives nbgrader its partial credit, while
+the report is printed for the student.
+
+Student code runs under a guard that
+- records any call into lcteach's reference implementations or torch's fused attention
+  (a part that delegates earns nothing),
+- sends warnings and progress bars to stdout (nbgrader scores a cell with stderr output 0),
+- turns any exception into a failed check, so one broken function costs only its part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import sys
+import types
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+PUBLIC_SEED = 0  # seeds the self-check; graded runs pass their own seed from hidden test code
+
+
+class CheckFailed(Exception):
+    """A check did not pass: ``message`` says what was expected and seen, ``hint`` how to fix it."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+class DelegationDetected(Exception):
+    """The student's function called code that does the exercise for it."""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    message: str = ""
+    hint: str = ""
+    weight: int = 1
+
+
+@dataclass
+class PartResult:
+    """Outcome of one graded part. ``repr`` is the score alone, as nbgrader's partial credit needs."""
+
+    part: str
+    max_points: float
+    outcomes: list[CheckOutcome]
+    delegated_to: str | None = None
+    graded: bool = False
+
+    @property
+    def passed(self) -> int:
+        return sum(o.passed for o in self.outcomes)
+
+    @property
+    def points(self) -> float:
+        """max_points times the weighted fraction of checks passed; 0 for a delegating function."""
+        if self.delegated_to or not self.outcomes:
+            return 0.0
+        earned = sum(o.weight for o in self.outcomes if o.passed)
+        return round(self.max_points * earned / sum(o.weight for o in self.outcomes), 2)
+
+    def __repr__(self) -> str:
+        return f"{self.points:g}"
+
+    def __float__(self) -> float:
+        return self.points
+
+    def report(self) -> str:
+        kind = "graded run" if self.graded else "self-check"
+        lines = [f"{self.part} ({kind}): {self.passed}/{len(self.outcomes)} checks passed"]
+        if self.delegated_to:
+            lines.append(
+                f"  ✗ no credit: your function calls {self.delegated_to}, which does the exercise for you. "
+                "Write it with plain torch operations."
+            )
+        for outcome in self.outcomes:
+            mark = "✓" if outcome.passed else "✗"
+            lines.append(f"  {mark} {outcome.name}")
+            if not outcome.passed:
+                lines.append(f"      {outcome.message}")
+                if outcome.hint:
+                    lines.append(f"      hint: {outcome.hint}")
+        lines.append(f"  score: {self.points:g} / {self.max_points:g}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Case:
+    """What a check gets besides the student's function: a seeded generator and the run's kind."""
+
+    generator: torch.Generator
+    graded: bool
+    guard: StudentGuard = field(repr=False, default=None)
+
+    def randint(self, low: int, high: int) -> int:
+        """An integer in [low, high], drawn from the case's generator."""
+        return int(torch.randint(low, high + 1, (1,), generator=self.generator))
+
+    def randn(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.generator, dtype=torch.float64).to(dtype)
+
+    def call(self, fn: Callable, *args, **kwargs):
+        """Call student code under the guard; an exception becomes a failed check."""
+        return self.guard.call(fn, *args, **kwargs)
+
+
+Check = Callable[[Callable, Case], None]
+
+
+def check(name: str, weight: int = 1) -> Callable[[Check], Check]:
+    """Decorator naming a check as the student will read it in the report, with its share of the points."""
+
+    def wrap(fn: Check) -> Check:
+        fn.check_name, fn.check_weight = name, weight
+        return fn
+
+    return wrap
+
+
+def grade_part(part: str, max_points: float, checks: Sequence[Check], student, seed: int | None) -> PartResult:
+    """Run every check of a part on ``student``, print the report, return the result."""
+    graded = seed is not None
+    guard = StudentGuard()
+    outcomes = []
+    if not callable(student):
+        outcomes = [
+            CheckOutcome(c.check_name, False, f"expected a function, got {type(student).__name__}",
+                         "define the function in the cell above and run that cell", c.check_weight)
+            for c in checks
+        ]
+    else:
+        for index, run_check in enumerate(checks):
+            generator = torch.Generator().manual_seed((PUBLIC_SEED if seed is None else seed) * 1000 + index)
+            case = Case(generator, graded, guard)
+            try:
+                run_check(student, case)
+            except CheckFailed as failure:
+                outcomes.append(
+                    CheckOutcome(run_check.check_name, False, failure.message, failure.hint, run_check.check_weight)
+                )
+            else:
+                outcomes.append(CheckOutcome(run_check.check_name, True, weight=run_check.check_weight))
+    result = PartResult(part, max_points, outcomes, guard.delegated_to, graded)
+    print(result.report())
+    return result
+
+
+# ---------------------------------------------------------------- guarding student code
+
+
+def _code_objects(obj, seen: set) -> Iterable[types.CodeType]:
+    """Every code object reachable from a function or class: methods and nested functions too."""
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    if isinstance(obj, property):
+        for accessor in (obj.fget, obj.fset, obj.fdel):
+            if accessor is not None:
+                yield from _code_objects(accessor, seen)
+        return
+    if isinstance(obj, functools.partial):
+        obj = obj.func
+    code = getattr(obj, "__code__", obj if isinstance(obj, types.CodeType) else None)
+    if isinstance(code, types.CodeType):
+        if code in seen:
+            return
+        seen.add(code)
+        yield code
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                yield from _code_objects(const, seen)
+    elif isinstance(obj, type) and obj not in seen:
+        seen.add(obj)
+        for value in vars(obj).values():
+            yield from _code_objects(value, seen)
+
+
+# Modules whose use is allowed in graded functions: tools, not answers.
+_ALLOWED_MODULES = ("lcteach.grading", "lcteach.plots", "lcteach.widgets", "lcteach.memory", "lcteach._validation")
+
+
+@functools.cache
+def _forbidden() -> tuple[dict[types.CodeType, str], dict[int, str]]:
+    """Code objects of lcteach's reference implementations and ids of torch's fused attention."""
+    import importlib
+    import pkgutil
+
+    import lcteach
+
+    codes: dict[types.CodeType, str] = {}
+    seen: set = set()
+    for info in pkgutil.walk_packages(lcteach.__path__, "lcteach."):
+        if info.name.startswith(_ALLOWED_MODULES):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
+            for code in _code_objects(value, seen):
+                codes[code] = f"{module.__name__}.{name}"
+    builtins = {id(torch.nn.functional.scaled_dot_product_attention): "torch.nn.functional.scaled_dot_product_attention"}
+    from torch.nn.attention import flex_attention
+
+    for code in _code_objects(flex_attention.flex_attention, set()):
+        codes[code] = "torch.nn.attention.flex_attention.flex_attention"
+    return codes, builtins
+
+
+class StudentGuard:
+    """Runs student code: catches exceptions, keeps stderr clean, records delegation."""
+
+    def __init__(self):
+        self.delegated_to: str | None = None
+
+    def _profile(self, frame, event, arg):
+        if self.delegated_to is not None:
+            return
+        codes, builtins = _forbidden()
+        if event == "call" and frame.f_code in codes:
+            self.delegated_to = codes[frame.f_code]
+        elif event == "c_call" and id(arg) in builtins:
+            self.delegated_to = builtins[id(arg)]
+
+    def call(self, fn: Callable, *args, **kwargs):
+        """Run ``fn`` guarded; its exceptions become CheckFailed."""
+        _forbidden()  # build the table outside the profiled region
+        previous, tampered, threads = sys.getprofile(), False, torch.get_num_threads()
+        # One thread: student code runs many small ops, where thread hand-offs cost more than
+        # they save, and a grading worker should not take the whole machine.
+        torch.set_num_threads(1)
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
+                warnings.simplefilter("always")
+                sys.setprofile(self._profile)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    tampered = sys.getprofile() != self._profile
+                    sys.setprofile(previous)
+        except Exception as error:  # noqa: BLE001 - an error in student code fails this check only
+            raise CheckFailed(
+                f"your function raised {type(error).__name__}: {_first_line(error)}",
+                "run your function on a small example in a scratch cell and read the traceback",
+            ) from None
+        finally:
+            torch.set_num_threads(threads)
+            if tampered and self.delegated_to is None:
+                self.delegated_to = "sys.setprofile (it switched off the grader's guard)"
+
+    @staticmethod
+    def trusted(fn: Callable) -> Callable:
+        """Wrap a grader-supplied callback so that the code it runs is not held against the student."""
+
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            current = sys.getprofile()
+            sys.setprofile(None)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sys.setprofile(current)
+
+        return run
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else "(no message)"
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    """(rtol, atol) that a correct but differently ordered computation meets in ``dtype``."""
+    return {
+        torch.float64: (1e-9, 1e-11),
+        torch.float32: (1e-4, 1e-5),
+        torch.bfloat16: (2e-2, 2e-2),
+        torch.float16: (5e-3, 5e-3),
+    }.get(dtype, (1e-4, 1e-5))
+
+
+def expect_tensor(value, what: str, shape: Sequence[int] | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Check that ``value`` is a plain tensor of the given shape and dtype; return it detached."""
+    if type(value) is not torch.Tensor and not isinstance(value, torch.nn.Parameter):
+        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise CheckFailed(f"{what} should have shape {tuple(shape)}, got {tuple(value.shape)}",
+                          "check which dimensions your matmuls and reductions keep")
+    if dtype is not None and value.dtype != dtype:
+        raise CheckFailed(f"{what} should have dtype {dtype} (the inputs' dtype), got {value.dtype}",
+                          "create new tensors with dtype=q.dtype and device=q.device")
+    return value.detach()
+
+
+def expect_close(
+    seen: torch.Tensor,
+    expected: torch.Tensor,
+    what: str,
+    hint: str = "",
+    mistakes: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Compare with dtype-fitting tolerances; name a known mistake the result matches, if any."""
+    rtol, atol = tolerance(expected.dtype)
+    if torch.isnan(seen).any() and not torch.isnan(expected).any():
+        raise CheckFailed(f"{what} contains NaN where finite values were expected", hint)
+    if torch.allclose(seen, expected, rtol=rtol, atol=atol, equal_nan=True):
+        return
+    error = (seen.double() - expected.double()).abs().nan_to_num(nan=math.inf).max().item()
+    for mistake, wrong in (mistakes or {}).items():
+        if wrong.shape == seen.shape and torch.allclose(seen, wrong, rtol=rtol, atol=atol, equal_nan=True):
+            hint = f"your result matches {mistake}"
+            break
+    raise CheckFailed(f"{what} differs from the expected values: max abs error {error:.3g} "
+                      f"(tolerance {atol:g} + {rtol:g} x |expected|)", hint)

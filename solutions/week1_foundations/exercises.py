@@ -1,0 +1,332 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Week 1 exercises: foundations of long-context attention
+#
+# Seven graded parts and one written answer. In each part you write one function; the cell
+# under it checks your work on the spot.
+#
+# **How grading works.** Each check cell runs your function on random inputs and compares the
+# result with the course's reference implementation. It prints which checks passed, what was
+# expected, what it saw, and a hint; the number at the bottom of the cell is your score for
+# that part. When you submit, the same checks run again on inputs you have not seen, and those
+# decide the grade, so make your function correct rather than make the checks pass.
+#
+# **Rules.**
+# - Write your functions with `torch` (and `numpy`, `math`) only. Calling the `lcteach`
+#   reference implementations, `torch.nn.functional.scaled_dot_product_attention` or
+#   `flex_attention` inside a graded function earns 0 for that part.
+# - Do not edit or delete the check cells; they are restored from the original when grading.
+# - Tensors are `(batch, heads, seq, dim)`, as everywhere in the course.
+
+# %%
+import math
+
+import numpy as np
+import torch
+
+from lcteach.grading import week1 as grade
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## Part 1: dense attention from scratch (3 points)
+#
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right) V$$
+#
+# Write `dense_attention(q, k, v, mask=None)` returning `(out, weights)`:
+# - `q` is `(B, H, Nq, D)`, `k` is `(B, H, Nk, D)`, `v` is `(B, H, Nk, Dv)`;
+# - `weights` is `(B, H, Nq, Nk)` and each row sums to 1; `out` is `(B, H, Nq, Dv)`;
+# - `mask`, when given, is a bool tensor broadcastable to `(B, H, Nq, Nk)`: `True` means
+#   *may attend*. A masked pair must get exactly zero weight. You may assume that every query
+#   may attend to at least one key.
+# - It must stay finite when scores are in the thousands: subtract each row's maximum before
+#   `exp` (the softmax does not change, the overflow goes away). `torch.softmax` is allowed,
+#   but do the max-subtraction yourself to see why it matters.
+# - Results keep the inputs' dtype.
+
+# %% nbgrader={"grade": false, "grade_id": "dense_attention", "locked": false, "schema_version": 3, "solution": true}
+def dense_attention(q, k, v, mask=None):
+    """Return (out (B, H, Nq, Dv), weights (B, H, Nq, Nk))."""
+    ### BEGIN SOLUTION
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    scores = scores - scores.amax(dim=-1, keepdim=True)
+    exp_scores = torch.exp(scores)
+    weights = exp_scores / exp_scores.sum(dim=-1, keepdim=True)
+    return weights @ v, weights
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_dense_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+grade.dense_attention(dense_attention)
+### BEGIN HIDDEN TESTS
+grade.dense_attention(dense_attention, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 2: the causal mask as a `mask_mod` (1 point)
+#
+# Real code describes attention patterns the way PyTorch's FlexAttention does: a function
+# `mask_mod(b, h, q_idx, kv_idx)` that returns `True` where query `q_idx` may attend to key
+# `kv_idx`. FlexAttention calls it on tensors (under `torch.vmap`), so use tensor comparisons
+# (`>=`, `&`, `|`) and no Python `if`.
+#
+# Write `causal_mask`: a query attends to itself and to every earlier position.
+
+# %% nbgrader={"grade": false, "grade_id": "causal_mask", "locked": false, "schema_version": 3, "solution": true}
+def causal_mask(b, h, q_idx, kv_idx):
+    """True where key kv_idx is at or before query q_idx."""
+    ### BEGIN SOLUTION
+    return kv_idx <= q_idx
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_causal_mask", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+grade.causal_mask(causal_mask)
+### BEGIN HIDDEN TESTS
+grade.causal_mask(causal_mask, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# You can look at your mask with FlexAttention's own materialiser:
+
+# %%
+from torch.nn.attention.flex_attention import create_mask
+
+print(create_mask(causal_mask, None, None, 6, 6, device="cpu")[0, 0].int())
+
+# %% [markdown]
+# ## Part 3: a sliding window (2 points)
+#
+# Write `generate_sliding_window(window)` that returns a `mask_mod`. The off-by-one, written
+# down: **a window of `w` keys includes the query itself**, so query `i` attends to keys `j`
+# with `i - w < j <= i`. `window=1` is the query alone; a window at least as long as the
+# sequence is the causal mask. A `window` below 1 makes no sense: raise `ValueError` with a
+# message that says so. Give the inner function a helpful `__name__`, e.g.
+# `sliding_window_4` (FlexAttention prints it).
+
+# %% nbgrader={"grade": false, "grade_id": "sliding_window", "locked": false, "schema_version": 3, "solution": true}
+def generate_sliding_window(window):
+    """Return mask_mod(b, h, q_idx, kv_idx): causal, the last `window` keys up to the query."""
+    ### BEGIN SOLUTION
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+
+    def sliding_window(b, h, q_idx, kv_idx):
+        return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
+
+    sliding_window.__name__ = f"sliding_window_{window}"
+    return sliding_window
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_sliding_window", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.sliding_window(generate_sliding_window)
+### BEGIN HIDDEN TESTS
+grade.sliding_window(generate_sliding_window, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 4: online softmax, one block at a time (3 points)
+#
+# Flash attention never holds a whole row of scores. It keeps, for each query row, a running
+# state and folds in one block of scores (and the matching values) at a time:
+#
+# - `m`: the largest score seen so far, shape `(..., Nq)`;
+# - `l`: the sum of $e^{s - m}$ over the scores seen so far, shape `(..., Nq)`;
+# - `acc`: the sum of $e^{s - m}\, v$, shape `(..., Nq, Dv)`.
+#
+# When a block raises the maximum from $m$ to $m'$, everything accumulated so far was
+# computed relative to the old maximum and must be rescaled by $e^{m - m'}$:
+#
+# $$m' = \max(m, \max_j s_j), \quad l' = l\,e^{m - m'} + \sum_j e^{s_j - m'}, \quad
+#   \mathrm{acc}' = \mathrm{acc}\,e^{m - m'} + \sum_j e^{s_j - m'} v_j$$
+#
+# After the last block, `acc / l` is exactly `softmax(s) @ v`. The grader starts from
+# `m = -inf`, `l = 0`, `acc = 0`. One trap: a block that is fully masked (all scores `-inf`)
+# arriving first leaves $m' = -\infty$, and $e^{-\infty - (-\infty)}$ is NaN. Use 0 as the
+# reference point for such rows.
+
+# %% nbgrader={"grade": false, "grade_id": "online_softmax_step", "locked": false, "schema_version": 3, "solution": true}
+def online_softmax_step(m, l, acc, scores, values):
+    """Fold scores (..., Nq, Bk) and values (..., Bk, Dv) into the state; return (m, l, acc)."""
+    ### BEGIN SOLUTION
+    m_new = torch.maximum(m, scores.amax(dim=-1))
+    reference = torch.where(m_new == float("-inf"), torch.zeros_like(m_new), m_new)
+    rescale = torch.exp(m - reference)
+    p = torch.exp(scores - reference[..., None])
+    l_new = l * rescale + p.sum(dim=-1)
+    acc_new = acc * rescale[..., None] + p @ values
+    return m_new, l_new, acc_new
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_online_softmax_step", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+grade.online_softmax_step(online_softmax_step)
+### BEGIN HIDDEN TESTS
+grade.online_softmax_step(online_softmax_step, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 5: tiled attention in O(n) memory (4 points)
+#
+# Now put the online softmax to work. Write `tiled_attention(q, k, v, block_size=128)`
+# returning `(out, lse)` for full (non-causal) attention:
+#
+# 1. cut the queries into blocks of `block_size` rows;
+# 2. for each query block, start a fresh state and sweep over the key blocks: compute one
+#    `(block_size, block_size)` tile of scaled scores, fold it in with your
+#    `online_softmax_step`;
+# 3. write `acc / l` into the block's rows of `out`, and `lse = m + log(l)` (the log-sum-exp
+#    of each query's scores, which lets two partial results be merged later).
+#
+# The last block may be shorter than `block_size`. **Graded by measurement:** at
+# n = 8192 (d = 64, block 256) the grader measures the peak memory your function
+# allocates. One 8192 x 8192 float32 score matrix is 256 MiB; the budget is 32 MiB, and
+# 4x the tokens must cost at most about 4x the memory. Keep only one tile of scores alive.
+
+# %% nbgrader={"grade": false, "grade_id": "tiled_attention", "locked": false, "schema_version": 3, "solution": true}
+def tiled_attention(q, k, v, block_size=128):
+    """Return (out (B, H, Nq, Dv), lse (B, H, Nq)) without ever holding more than one score tile."""
+    ### BEGIN SOLUTION
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
+    lse = torch.empty(q.shape[:-1], dtype=q.dtype)
+    for i in range(0, n_q, block_size):
+        q_block = q[..., i:i + block_size, :]
+        rows = q_block.shape[:-1]
+        m = torch.full(rows, float("-inf"), dtype=q.dtype)
+        l = torch.zeros(rows, dtype=q.dtype)
+        acc = torch.zeros(*rows, v.shape[-1], dtype=q.dtype)
+        for j in range(0, n_k, block_size):
+            scores = q_block @ k[..., j:j + block_size, :].transpose(-2, -1) * scale
+            m, l, acc = online_softmax_step(m, l, acc, scores, v[..., j:j + block_size, :])
+        out[..., i:i + block_size, :] = acc / l[..., None]
+        lse[..., i:i + block_size] = m + torch.log(l)
+    return out, lse
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_tiled_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+grade.tiled_attention(tiled_attention)
+### BEGIN HIDDEN TESTS
+grade.tiled_attention(tiled_attention, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 6: chunked processing with overlap (3 points)
+#
+# When a model can only take `chunk_size` tokens at once, we cut the sequence into chunks
+# that start every `chunk_size - overlap` positions, so neighbours share `overlap` positions,
+# and run the model on each chunk. A position held by two chunks is taken from the **earlier**
+# one: the later chunk's first `overlap` positions only serve as left context (warm-up), so
+# every position after the first chunk sees at least `overlap` earlier tokens.
+#
+# Write `process_in_chunks(fn, x, chunk_size, overlap)`: `x` is `(B, n, d)`; call
+# `fn(chunk)` on each chunk `x[:, start:start + chunk_size]` (the last one may be shorter;
+# stop after the chunk that reaches position n); `fn` returns `(B, length_of_chunk, d_out)`;
+# return the merged `(B, n, d_out)`. Raise `ValueError` when `overlap >= chunk_size` (the
+# chunks would never advance) or `overlap < 0`.
+
+# %% nbgrader={"grade": false, "grade_id": "process_in_chunks", "locked": false, "schema_version": 3, "solution": true}
+def process_in_chunks(fn, x, chunk_size, overlap):
+    """Run fn on overlapping chunks of x (B, n, d) along dim 1; keep each position from its first chunk."""
+    ### BEGIN SOLUTION
+    if not 0 <= overlap < chunk_size:
+        raise ValueError(f"need 0 <= overlap < chunk_size, got overlap={overlap}, chunk_size={chunk_size}")
+    n = x.shape[1]
+    pieces = []
+    done = 0  # positions [0, done) are already in the output
+    start = 0
+    while True:
+        end = min(start + chunk_size, n)
+        result = fn(x[:, start:end])
+        pieces.append(result[:, done - start:])
+        done = end
+        if end == n:
+            return torch.cat(pieces, dim=1)
+        start += chunk_size - overlap
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_process_in_chunks", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+grade.process_in_chunks(process_in_chunks)
+### BEGIN HIDDEN TESTS
+grade.process_in_chunks(process_in_chunks, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 7: fitting the scaling exponent (2 points)
+#
+# If a cost grows like $c\,n^p$, then $\log(\text{cost}) = \log c + p \log n$: a straight line
+# on log-log axes whose slope is the exponent. Write `fit_exponent(ns, values)` returning the
+# least-squares slope of `log(values)` against `log(ns)` as a float. Use all the points: real
+# timings are noisy, and two points give a noisy slope.
+
+# %% nbgrader={"grade": false, "grade_id": "fit_exponent", "locked": false, "schema_version": 3, "solution": true}
+def fit_exponent(ns, values):
+    """Least-squares slope p of log(values) = log(c) + p log(ns)."""
+    ### BEGIN SOLUTION
+    x = np.log(np.asarray(ns, dtype=float))
+    y = np.log(np.asarray(values, dtype=float))
+    x_centred = x - x.mean()
+    return float((x_centred * (y - y.mean())).sum() / (x_centred ** 2).sum())
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_fit_exponent", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.fit_exponent(fit_exponent)
+### BEGIN HIDDEN TESTS
+grade.fit_exponent(fit_exponent, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Try it on your own machine: time your `dense_attention` and fit the exponent.
+
+# %%
+import time
+
+ns = [256, 512, 1024, 2048]
+seconds = []
+for n in ns:
+    x = torch.randn(1, 1, n, 64)
+    start = time.perf_counter()
+    dense_attention(x, x, x)
+    seconds.append(time.perf_counter() - start)
+print(f"dense attention time grows like n^{fit_exponent(ns, seconds):.2f} on this machine")
+
+# %% [markdown]
+# ## Part 8: written answer (2 points, graded by your instructor)
+#
+# In a few sentences: a causal model processes a long document in chunks of 512 tokens with
+# an overlap of 64 (Part 6). (a) What can token 600 not see that full causal attention would
+# let it see, and what does the overlap change for it? (b) What does the overlap cost, as a
+# fraction of extra positions processed? (c) When would you choose a sliding window of 512
+# over this chunking, and why?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_chunk_borders", "locked": false, "points": 2, "schema_version": 3, "solution": true}
+# (a) Chunks start every 512 - 64 = 448 positions, so token 600 is kept from the chunk
+# [448, 960): it sees tokens 448 to 600 (153 tokens) and nothing before position 448, while
+# full causal attention would let it see all 601 tokens. Without overlap it would sit in the
+# chunk [512, 1024) and see only 89 tokens; the overlap guarantees every kept token at least
+# 64 tokens of left context, but nothing beyond its chunk's start.
+# (b) Each chunk after the first recomputes 64 positions it discards: 64 / 448, about 14%
+# more positions (and attention work grows with it).
+# (c) A sliding window gives every token exactly the last 512 tokens, with no border where
+# context suddenly drops, at a cost of O(n w) like chunking; choose it when the model can be
+# run with a mask (one pass over the sequence, e.g. with FlexAttention or a banded kernel).
+# Chunking is for models that can only take a fixed-length input at a time.
