@@ -81,8 +81,8 @@ def profile_scaling(
 ) -> ScalingReport:
     """Time and measure ``attention_fn(q, k, v)`` on random (batch, heads, n, dim) inputs.
 
-    For each n: one untimed warm-up run, the best of ``repeats`` timed runs, and one run
-    under lcteach.memory's tracker for the peak bytes it allocates. Runs under no_grad.
+    For each n: one warm-up run under lcteach.memory's tracker for the peak bytes it
+    allocates, then the best of ``repeats`` timed runs. Runs under no_grad.
     """
     if not seq_lens:
         raise ValueError("seq_lens must list at least one sequence length")
@@ -94,7 +94,7 @@ def profile_scaling(
     for n in tqdm(seq_lens, desc=label or "profiling", disable=not progress, leave=False):
         q, k, v = (torch.randn(batch, heads, n, dim, generator=generator, dtype=dtype).to(device) for _ in range(3))
         with torch.no_grad():
-            attention_fn(q, k, v)
+            _, peak = peak_memory(attention_fn, q, k, v)  # doubles as the warm-up run
             best = math.inf
             for _ in range(repeats):
                 start = time.perf_counter()
@@ -102,7 +102,6 @@ def profile_scaling(
                 if q.device.type == "cuda":
                     torch.cuda.synchronize(q.device)
                 best = min(best, time.perf_counter() - start)
-            _, peak = peak_memory(attention_fn, q, k, v)
         seconds.append(best)
         peaks.append(peak)
     name = label or getattr(attention_fn, "__name__", "attention")

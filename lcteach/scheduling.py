@@ -50,6 +50,8 @@ def largest_chunk(
         )
     hi = 2 * lo
     while fits(hi):  # double until too big, then bisect: lo always fits, hi never does
+        if hi * multiple_of > 2**50:
+            raise ValueError("cost(c) never exceeds the budget; pass max_chunk to bound the chunk size")
         lo, hi = hi, 2 * hi
     while hi - lo > 1:
         mid = (lo + hi) // 2

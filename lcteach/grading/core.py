@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import signal
 import sys
+import threading
 import types
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -143,6 +145,10 @@ def grade_part(part: str, max_points: float, checks: Sequence[Check], student, s
         ]
     else:
         for index, run_check in enumerate(checks):
+            if guard.delegated_to:
+                outcomes.append(CheckOutcome(run_check.check_name, False, "not run: the function delegates",
+                                             weight=run_check.check_weight))
+                continue
             generator = torch.Generator().manual_seed((PUBLIC_SEED if seed is None else seed) * 1000 + index)
             case = Case(generator, graded, guard)
             try:
@@ -225,13 +231,14 @@ class StudentGuard:
         self.delegated_to: str | None = None
 
     def _profile(self, frame, event, arg):
-        if self.delegated_to is not None:
-            return
         codes, builtins = _forbidden()
         if event == "call" and frame.f_code in codes:
             self.delegated_to = codes[frame.f_code]
         elif event == "c_call" and id(arg) in builtins:
             self.delegated_to = builtins[id(arg)]
+        else:
+            return
+        raise DelegationDetected(self.delegated_to)  # stops the student's call at once
 
     def call(self, fn: Callable, *args, **kwargs):
         """Run ``fn`` guarded; its exceptions become CheckFailed."""
@@ -241,14 +248,20 @@ class StudentGuard:
         # they save, and a grading worker should not take the whole machine.
         torch.set_num_threads(1)
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
+            with _time_limit(CALL_TIME_LIMIT), warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
                 warnings.simplefilter("always")
+                warnings.showwarning = _warning_to_stdout
                 sys.setprofile(self._profile)
                 try:
                     return fn(*args, **kwargs)
                 finally:
                     tampered = sys.getprofile() != self._profile
                     sys.setprofile(previous)
+        except DelegationDetected:
+            raise CheckFailed(f"your function calls {self.delegated_to}") from None
+        except StudentTimeout:
+            raise CheckFailed(f"your function was still running after {CALL_TIME_LIMIT} s and was stopped",
+                              "look for a loop whose condition never becomes false") from None
         except Exception as error:  # noqa: BLE001 - an error in student code fails this check only
             raise CheckFailed(
                 f"your function raised {type(error).__name__}: {_first_line(error)}",
@@ -273,6 +286,36 @@ class StudentGuard:
                 sys.setprofile(current)
 
         return run
+
+
+CALL_TIME_LIMIT = 60  # seconds one call of student code may run
+
+
+def _warning_to_stdout(message, category, filename, lineno, file=None, line=None):
+    print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stdout)
+
+
+class StudentTimeout(Exception):
+    """Raised inside student code that outlives CALL_TIME_LIMIT."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block with StudentTimeout after ``seconds`` (main thread only; elsewhere no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise StudentTimeout()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _first_line(error: BaseException) -> str:

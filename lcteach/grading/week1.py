@@ -144,6 +144,8 @@ def _student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
     try:
         mask = case.call(create_mask, mask_mod, None, None, n_q, n_k, device="cpu")
     except CheckFailed as failure:
+        if "vmap" not in failure.message:
+            raise
         raise CheckFailed(failure.message, "use tensor operations (>=, -, &, |) on the indices, not Python if/and/or: "
                           "FlexAttention calls mask_mod on tensors under torch.vmap") from None
     return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool)[0, 0]
@@ -442,14 +444,29 @@ def _chunks_large_overlap(student, case):
     _check_chunks(student, case, case.randint(30, 60), chunk, chunk - case.randint(1, 3))
 
 
+class _EndlessChunks(Exception):
+    """Raised by the grader's chunk function when a submission calls it far too often."""
+
+
 @check("overlap >= chunk_size raises ValueError")
 def _chunks_invalid(student, case):
     chunk = case.randint(4, 10)
+    calls = []
+
+    def counting_identity(x):
+        calls.append(1)
+        if len(calls) > 100:
+            raise _EndlessChunks()
+        return x
+
     try:
-        case.call(student, lambda c: c, torch.zeros(1, 20, 2), chunk, chunk)
+        case.call(student, case.guard.trusted(counting_identity), torch.zeros(1, 20, 2), chunk, chunk)
     except CheckFailed as failure:
         if "ValueError" in failure.message:
             return
+        if "_EndlessChunks" in failure.message:
+            raise CheckFailed("with overlap == chunk_size your function called fn over and over without advancing",
+                              "chunks advance by chunk_size - overlap, which is 0 here: check it and raise ValueError") from None
         raise CheckFailed(f"overlap == chunk_size should raise ValueError, but {failure.message}") from None
     raise CheckFailed("overlap == chunk_size returned instead of raising ValueError",
                       "with overlap >= chunk_size the chunks never advance: check it and raise ValueError")

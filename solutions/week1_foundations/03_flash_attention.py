@@ -1,0 +1,377 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lecture 3 · Flash attention: exact attention in $O(n)$ memory
+#
+# Lecture 1 showed that dense attention stores an $n \times n$ matrix of weights, and that this
+# matrix, not the arithmetic, is what stops us at long context. Lecture 2 saved memory by
+# attending to fewer keys, at the price of not seeing them. This lecture keeps **every** key
+# and still never stores the matrix. The result is exact, not an approximation: the trick
+# behind FlashAttention, which runs in essentially every modern large language model.
+#
+# The whole idea fits in one sentence: *the softmax can be computed one block of keys at a
+# time, if you keep three running numbers per query and rescale them when the maximum
+# changes.* In this lecture you will
+#
+# 1. see why every softmax subtracts the maximum, and watch float32 overflow without it;
+# 2. derive the **online softmax** step by step and check it block by block;
+# 3. cut attention into tiles, skip the ones a causal mask hides, and check the result against
+#    dense attention to the last digit;
+# 4. merge two partial attentions through their log-sum-exps;
+# 5. measure peak memory, forward and backward: $O(n^2)$ for dense, $O(n)$ for tiled.
+
+# %%
+import inspect
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from lcteach import (
+    ScalingReport,
+    dense_attention,
+    finalize_softmax_state,
+    format_bytes,
+    init_softmax_state,
+    merge_attention,
+    online_softmax_step,
+    profile_scaling,
+    tiled_attention,
+    track_peak_memory,
+)
+from lcteach.plots import plot_online_softmax, plot_scaling, plot_tiles
+from lcteach.widgets import tiling_explorer
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Why every softmax subtracts the maximum
+#
+# For a row of scores $s_1, \dots, s_n$,
+#
+# $$\mathrm{softmax}(s)_j = \frac{e^{s_j}}{\sum_k e^{s_k}} .$$
+#
+# Written exactly like that, it breaks. The largest float32 number is about $3.4 \times
+# 10^{38} = e^{88.7}$, so $e^{s}$ overflows to `inf` as soon as a score passes 88.7, and
+# `inf / inf` is `nan`. Attention scores of 100 are not exotic in a large model. Here is the
+# formula as written, **a naive version for illustration only**:
+
+# %%
+def naive_softmax(s):
+    """softmax exactly as the formula is written: overflows for scores above ~88 in float32."""
+    e = torch.exp(s)
+    return e / e.sum(-1, keepdim=True)
+
+
+scores = torch.tensor([100.0, 98.0, 95.0])
+print("float32 can hold e^88:", torch.exp(torch.tensor(88.0)).item(), "  but not e^89:", torch.exp(torch.tensor(89.0)).item())
+print("naive softmax of", scores.tolist(), "->", naive_softmax(scores).tolist())
+print("torch.softmax of the same      ->", torch.softmax(scores, -1).tolist())
+
+# %% [markdown]
+# The cure: softmax does not change if we subtract the same number $m$ from every score,
+# because $e^{-m}$ cancels between numerator and denominator,
+#
+# $$\frac{e^{s_j}}{\sum_k e^{s_k}} = \frac{e^{s_j - m}}{\sum_k e^{s_k - m}}, \qquad m = \max_k s_k .$$
+#
+# With $m$ the row maximum every exponent is $\le 0$, so nothing overflows, and the largest
+# term is exactly $e^0 = 1$, so the denominator is at least 1 and never underflows to 0.
+# Every softmax in practice does this, `torch.softmax` and `lcteach.dense_attention` included.
+
+# %%
+print("naive softmax of scores - max  ->", naive_softmax(scores - scores.max()).tolist())
+
+# %% [markdown]
+# The catch: to subtract the maximum we must know the maximum, which seems to require the
+# whole row of scores before we can start. For attention, "the whole row" for all queries is
+# the $n \times n$ matrix we want to avoid.
+#
+# **Check your understanding.** In float16 the largest number is 65,504. Above which score
+# does the naive softmax overflow? Why does subtracting the maximum also protect against
+# every weight underflowing to 0?
+
+# %% [markdown]
+# ## 2. The online softmax
+#
+# Process the keys in blocks $B_1, B_2, \dots$ and keep, for each query, three running
+# quantities after block $t$:
+#
+# - $m_t$: the largest score seen so far;
+# - $\ell_t = \sum_{j \text{ seen}} e^{s_j - m_t}$: the normaliser, relative to the current max;
+# - $a_t = \sum_{j \text{ seen}} e^{s_j - m_t}\, v_j$: the accumulator of weighted values.
+#
+# When block $B_t$ arrives, the max may grow. Everything accumulated so far was measured
+# against the old max $m_{t-1}$; multiplying by $e^{m_{t-1} - m_t}$ moves it onto the new
+# one, because $e^{s_j - m_{t-1}} \cdot e^{m_{t-1} - m_t} = e^{s_j - m_t}$:
+#
+# $$
+# \begin{aligned}
+# m_t &= \max\big(m_{t-1},\ \max_{j \in B_t} s_j\big) \\
+# \ell_t &= \ell_{t-1}\, e^{m_{t-1} - m_t} + \sum_{j \in B_t} e^{s_j - m_t} \\
+# a_t &= a_{t-1}\, e^{m_{t-1} - m_t} + \sum_{j \in B_t} e^{s_j - m_t}\, v_j
+# \end{aligned}
+# $$
+#
+# starting from $m_0 = -\infty$, $\ell_0 = 0$, $a_0 = 0$. After the last block,
+#
+# $$\text{out} = \frac{a_T}{\ell_T}, \qquad \log \sum_j e^{s_j} = m_T + \log \ell_T \ \ (\text{the log-sum-exp, "lse"}).$$
+#
+# The rescaling factor $e^{m_{t-1} - m_t}$ is at most 1 (the max only grows), so it never
+# overflows, and it is exactly 1 whenever the max did not change. Here is the library's step:
+# the three formulas, plus care for rows that have seen only masked ($-\infty$) scores
+# (`p` holds the block's $e^{s_j - m_t}$, `correction` is $e^{m_{t-1} - m_t}$).
+
+# %%
+print(inspect.getsource(online_softmax_step))
+
+# %% [markdown]
+# Let us run it by hand on one query with 32 keys in blocks of 8, and check after every block
+# that $\ell_t$ equals the sum it is supposed to hold.
+
+# %%
+generator = torch.Generator().manual_seed(1)
+s = 3 * torch.randn(32, generator=generator, dtype=torch.float64)  # one query's scores
+values = torch.randn(32, 4, generator=generator, dtype=torch.float64)  # 32 keys, value dim 4
+block = 8
+
+m, l, acc = init_softmax_state((1,), 4, dtype=s.dtype, device=s.device)
+print(f"{'block':>5} {'running max m':>14} {'running l':>10} {'sum of exp(s_j - m) over seen keys':>36}")
+for t, j0 in enumerate(range(0, 32, block), start=1):
+    m, l, acc = online_softmax_step(m, l, acc, s[None, j0:j0 + block], values[j0:j0 + block])
+    seen = s[: j0 + block]
+    print(f"{t:>5} {m.item():>14.4f} {l.item():>10.4f} {torch.exp(seen - m).sum().item():>36.4f}")
+
+out, lse = finalize_softmax_state(m, l, acc)
+print(f"\nmax |online - softmax(s) @ V| = {(out - torch.softmax(s, -1) @ values).abs().max().item():.1e}")
+print(f"lse = {lse.item():.6f}, torch.logsumexp(s) = {torch.logsumexp(s, -1).item():.6f}")
+
+# %% [markdown]
+# The plot follows the same computation. Top: the scores and the running max, a staircase that
+# steps up whenever a block holds a new maximum. Bottom: the running normaliser $\ell$. Notice
+# that $\ell$ **drops** at a block where the max jumps: the old sum is rescaled by
+# $e^{m_{t-1} - m_t} < 1$. Measured on the final scale (dotted) the partial sums only grow,
+# and they end exactly at the true value.
+
+# %%
+plot_online_softmax(s, block)
+
+# %% [markdown]
+# **Check your understanding.** A block arrives whose scores are all below the current max.
+# What are the rescaling factor and the new $m$? What would go wrong if you forgot to rescale
+# $a$ but did rescale $\ell$?
+
+# %% [markdown]
+# ## 3. Tiled attention
+#
+# Now apply the online softmax to all queries at once. Cut the queries into blocks of $B_q$
+# rows and the keys into blocks of $B_k$. For each query block, sweep over the key blocks:
+#
+# 1. compute one **tile** of scores $S = Q_i K_j^\top / \sqrt{d}$, of size $B_q \times B_k$;
+# 2. fold it into that query block's running $(m, \ell, a)$ with `online_softmax_step`;
+# 3. throw the tile away.
+#
+# After the sweep, $\text{out}_i = a / \ell$. Only one tile of scores exists at a time, so the
+# memory is $O(B_q B_k)$ for the tile plus $O(n d)$ for inputs, outputs and the running
+# state: **linear in $n$**. The arithmetic is the same as dense attention.
+#
+# A mask makes some tiles entirely empty, and a tile without an allowed pair need not be
+# computed at all. With a causal mask, about half of the tiles lie above the diagonal:
+
+# %%
+plot_tiles(512, 512, 64, 64, causal=True)
+
+# %% [markdown]
+# The blue tiles lie wholly below the diagonal: every pair is allowed. The orange ones are on
+# the diagonal: computed, then partly masked. Grey tiles are never computed, so causal
+# attention does about half the work of full attention. Explore how the block sizes change
+# the picture; the info line compares the memory of one tile with the full matrix.
+
+# %%
+tiling_explorer(n=256, block=32)
+
+# %% [markdown]
+# Tiled attention is not an approximation. Compare it with dense attention on a length that
+# is not a multiple of the block size, with and without the causal mask:
+
+# %%
+q, k, v = torch.randn(3, 2, 4, 1_000, 64).unbind(0)  # batch 2, 4 heads, n = 1000, d = 64
+for causal in (False, True):
+    out_dense, _ = dense_attention(q, k, v, causal=causal)
+    out_tiled, lse = tiled_attention(q, k, v, block_q=128, block_k=128, causal=causal)
+    print(f"causal={causal!s:>5}: max |tiled - dense| = {(out_tiled - out_dense).abs().max().item():.1e}")
+
+# %% [markdown]
+# Besides the output, `tiled_attention` returns the log-sum-exp of every query's scores,
+# $\mathrm{lse}_i = \log \sum_j e^{s_{ij}}$: the $m + \log \ell$ of its online softmax. It is
+# one number per query, $O(n)$, and it summarises everything the softmax needs to know about
+# the keys: the output is $\sum_j e^{s_{ij} - \mathrm{lse}_i} v_j$.
+
+# %%
+scores = (q @ k.transpose(-2, -1)) / 64**0.5
+scores = scores.masked_fill(torch.ones(1_000, 1_000, dtype=torch.bool).triu(1), float("-inf"))
+print(f"max |lse - torch.logsumexp(scores)| = {(lse - torch.logsumexp(scores, -1)).abs().max().item():.1e}")
+
+# %% [markdown]
+# ## 4. Merging partial attentions
+#
+# The lse is what makes attention *composable*. Split the keys into two halves $A$ and $B$ and
+# run attention over each half separately. Each half gives an output normalised by its own
+# sum, $e^{\mathrm{lse}_A}$ or $e^{\mathrm{lse}_B}$. The full softmax normalises by the total,
+# $e^{\mathrm{lse}_A} + e^{\mathrm{lse}_B}$, so
+#
+# $$\text{out} = \frac{e^{\mathrm{lse}_A}\,\text{out}_A + e^{\mathrm{lse}_B}\,\text{out}_B}{e^{\mathrm{lse}_A} + e^{\mathrm{lse}_B}},
+# \qquad \mathrm{lse} = \log\!\left(e^{\mathrm{lse}_A} + e^{\mathrm{lse}_B}\right).$$
+#
+# `merge_attention` computes this stably (again by subtracting a max). This is how
+# Flash-Decoding splits a long cache across GPU cores, and how ring attention (Week 4)
+# combines the pieces of a sequence spread over many GPUs.
+
+# %%
+half = 500
+out_a, lse_a = tiled_attention(q, k[..., :half, :], v[..., :half, :])
+out_b, lse_b = tiled_attention(q, k[..., half:, :], v[..., half:, :])
+merged, merged_lse = merge_attention(out_a, lse_a, out_b, lse_b)
+full, full_lse = tiled_attention(q, k, v)
+print(f"max |merge(first half, second half) - full| = {(merged - full).abs().max().item():.1e}")
+print(f"max |merged lse - full lse|                 = {(merged_lse - full_lse).abs().max().item():.1e}")
+
+# %% [markdown]
+# **Check your understanding.** The keys are split into $A$ and $B$ and the first query happens
+# to be masked from every key in $B$. What are $\mathrm{lse}_B$ and the merged output for that
+# query?
+
+# %% [markdown]
+# ## 5. Measured: memory of dense vs tiled attention
+#
+# The claim is $O(n^2)$ memory for dense attention and $O(n)$ for tiled. We measure both at
+# the same lengths, with $256 \times 256$ tiles.
+
+# %%
+def tiled_256(q, k, v):
+    """Tiled attention with 256 x 256 tiles."""
+    return tiled_attention(q, k, v, block_q=256, block_k=256)
+
+
+lens = [512, 1_024, 2_048, 4_096]
+dense_report = profile_scaling(dense_attention, lens, repeats=2, label="dense")
+tiled_report = profile_scaling(tiled_256, lens, repeats=2, label="tiled 256 x 256")
+print(f"{'n':>6} {'dense':>11} {'tiled':>11} {'dense / tiled':>14}")
+for n, dense_peak, tiled_peak in zip(lens, dense_report.peak_bytes, tiled_report.peak_bytes):
+    print(f"{n:>6,} {format_bytes(dense_peak):>11} {format_bytes(tiled_peak):>11} {dense_peak / tiled_peak:>13.1f}x")
+
+# %%
+plot_scaling(dense_report, tiled_report, metric="peak_bytes", title="Forward pass: peak memory (log-log)")
+
+# %% [markdown]
+# **What to notice.** Dense memory grows with slope 2. Tiled memory grows with slope well
+# below 1 here: its largest buffers are the fixed-size tiles, and only the $n \times d$ output
+# and state grow with $n$. At large $n$ the slope tends to 1.
+#
+# What about time? Here is the honest picture:
+
+# %%
+plot_scaling(dense_report, tiled_report, metric="seconds", title="Forward pass: time (log-log)")
+
+# %% [markdown]
+# Tiling saves memory, not arithmetic: both versions compute all $n^2$ scores, so once $n$ is
+# large both lines rise with slope close to 2 (at small $n$ fixed costs flatten them, and on a
+# busy machine single runs are noisy). Which one is faster on a CPU depends on two overheads
+# that pull in opposite directions: our tiled version runs a Python loop with a dozen small
+# operations per tile, while dense attention writes and re-reads two $n \times n$ buffers in
+# main memory. On a GPU the second overhead dominates by far: moving the $n \times n$ matrix
+# through the GPU's main memory is much slower than the arithmetic, and FlashAttention, one
+# fused kernel that keeps each tile in fast on-chip memory, runs several times faster than
+# dense attention. Same algorithm; the hardware decides the speed.
+
+# %% [markdown]
+# ## 6. The backward pass recomputes
+#
+# Training needs gradients. Autograd through dense attention stores the $n \times n$ weights
+# for the backward pass, so training is $O(n^2)$ even if the forward pass were not. Tiled
+# attention stores only $q, k, v$, the output and the lse, all $O(n)$. In the backward pass it
+# **recomputes** each tile of weights from them, $P_{ij} = e^{s_{ij} - \mathrm{lse}_i}$, uses
+# it for the gradients and throws it away. Recomputing costs one more pass of arithmetic;
+# storing would cost $n^2$ memory.
+#
+# First, the gradients are the same:
+
+# %%
+q, k, v = torch.randn(3, 1, 2, 300, 32).unbind(0)
+grad_out = torch.randn(1, 2, 300, 32)
+grads = {}
+for name in ("dense", "tiled"):
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    if name == "dense":
+        out, _ = dense_attention(*leaves, causal=True)
+    else:
+        out, _ = tiled_attention(*leaves, block_q=64, block_k=64, causal=True)
+    out.backward(grad_out)
+    grads[name] = [t.grad for t in leaves]
+for label, g_dense, g_tiled in zip(("dq", "dk", "dv"), grads["dense"], grads["tiled"]):
+    print(f"max |{label} tiled - {label} dense| = {(g_tiled - g_dense).abs().max().item():.1e}")
+
+# %% [markdown]
+# Now the peak memory of a full training step, forward and backward, measured with
+# `track_peak_memory` around both passes:
+
+# %%
+def forward_backward(attention, n, generator):
+    """Peak bytes and seconds of one causal forward + backward pass at length n (batch 1, 1 head, d = 64)."""
+    q, k, v = (torch.randn(1, 1, n, 64, generator=generator).requires_grad_() for _ in range(3))
+    grad_out = torch.randn(1, 1, n, 64, generator=generator)
+    start = time.perf_counter()
+    with track_peak_memory() as memory:
+        out, _ = attention(q, k, v)
+        out.backward(grad_out)
+    return memory.peak_bytes, time.perf_counter() - start
+
+
+methods = {
+    "dense, forward + backward": lambda q, k, v: dense_attention(q, k, v, causal=True),
+    "tiled 256 x 256, forward + backward": lambda q, k, v: tiled_attention(q, k, v, block_q=256, block_k=256,
+                                                                            causal=True),
+}
+generator = torch.Generator().manual_seed(0)
+training_reports = []
+for label, attention in methods.items():
+    runs = [forward_backward(attention, n, generator) for n in tqdm(lens, desc=label, leave=False)]
+    training_reports.append(ScalingReport(label, tuple(lens), tuple(t for _, t in runs), tuple(p for p, _ in runs)))
+print(f"{'n':>6} {'dense':>11} {'tiled':>11}")
+for n, dense_peak, tiled_peak in zip(lens, *(r.peak_bytes for r in training_reports)):
+    print(f"{n:>6,} {format_bytes(dense_peak):>11} {format_bytes(tiled_peak):>11}")
+
+# %%
+plot_scaling(*training_reports, metric="peak_bytes", title="Training step (forward + backward): peak memory")
+
+# %% [markdown]
+# **What to notice.** With the backward pass, dense attention's peak is larger still (the
+# weights are kept, and their gradient is another $n \times n$ buffer), and its slope stays 2.
+# Tiled attention's peak grows at most linearly (slope below 1 here, since fixed-size tiles
+# are still a good part of it): its biggest growing buffers are the gradients $dq, dk, dv$,
+# each the size of the input.
+#
+# **Check your understanding.** Tiled attention's backward pass recomputes every score tile.
+# Roughly how much more arithmetic is a training step than with dense attention, which
+# stores them? Why is that a good trade on a GPU?
+#
+# ## Summary
+#
+# - Every softmax subtracts the max: same result, no overflow.
+# - The online softmax keeps $(m, \ell, a)$ per query and rescales by $e^{m_{\text{old}} -
+#   m_{\text{new}}}$ when the max grows; the result is exact.
+# - Tiled (flash) attention applies it to $B_q \times B_k$ tiles: exact output, $O(n)$ memory,
+#   masked tiles skipped, same $O(n^2 d)$ arithmetic.
+# - The lse, $m + \log \ell$, lets partial attentions over disjoint keys be merged exactly.
+# - The backward pass recomputes tiles from the lse instead of storing the weights, so training
+#   is $O(n)$ in memory too.
