@@ -1,0 +1,65 @@
+# LCTeach: every workflow of the course. `make` lists the targets. Each target creates .venv
+# (pinned dependencies from pyproject.toml) on first use and again after pyproject.toml changes.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# nbgrader runs `alembic` when it creates a gradebook, and jupyter finds its tools, on PATH.
+export PATH := $(BIN):$(PATH)
+# torch's OpenMP threads sleep instead of spinning while they wait: code made of many small
+# operations (tiled kernels, the graders' memory tracker) otherwise slows down 10x or more as
+# soon as another process shares the two cores (a pytest worker, a second kernel).
+export OMP_WAIT_POLICY ?= PASSIVE
+
+# Settings, e.g. `make lab PORT=9000`, `make grade WEEK=week1_foundations TIMEOUT=600`.
+PORT ?=
+JUPYTER_ARGS ?=
+WEEK ?=
+TIMEOUT ?=
+PYTEST_ARGS ?= -n 2 --dist loadscope
+
+WEEK_OPTIONS = $(foreach week,$(WEEK),--week $(week))
+TIMEOUT_OPTION = $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
+.PHONY: help lab test release grade feedback demo clean
+
+help: ## list the targets and their settings (the default target)
+	@echo "usage: make TARGET [SETTING=value ...]"
+	@echo "targets:"
+	@sed -nE 's/^([a-z]+):.*## (.*)$$/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
+	@echo "settings: PORT, JUPYTER_ARGS (lab); WEEK, TIMEOUT (grade, feedback, demo); PYTEST_ARGS (test)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "LCTeach needs Python 3.11 or newer; name one with make PYTHON=python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+lab: $(STAMP) ## open JupyterLab on course/ (PORT=8888, JUPYTER_ARGS="..."); Nbgrader menu: formgrader
+	JUPYTER_CONFIG_PATH=$(CURDIR)/autograder$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+		jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/course \
+		$(if $(PORT),--ServerApp.port=$(PORT)) $(JUPYTER_ARGS)
+
+test: $(STAMP) ## run the test suite: library, graders, release, grading pipeline, notebooks
+	python -m pytest $(PYTEST_ARGS)
+
+release: $(STAMP) ## build course/ from solutions/ through nbgrader generate_assignment
+	python -m autograder.release
+
+grade: $(STAMP) ## grade autograder/submitted/ and LMS zips (WEEK=..., TIMEOUT=seconds per submission)
+	python -m autograder.grade $(WEEK_OPTIONS) $(TIMEOUT_OPTION)
+
+feedback: $(STAMP) ## regenerate feedback HTML of graded submissions (WEEK=...)
+	python -m autograder.feedback $(WEEK_OPTIONS)
+
+demo: $(STAMP) ## release, submit and grade a sample class in a temporary folder (WEEK=..., TIMEOUT=...)
+	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(TIMEOUT_OPTION)
+
+clean: ## remove build outputs and caches; keeps .venv, submissions, gradebook, feedback, reports
+	rm -rf autograder/source autograder/release .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

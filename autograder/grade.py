@@ -1,0 +1,25 @@
+"""Grade the class in autograder/: collect LMS zips, autograde, feedback, grades CSV, table.
+
+Submissions come from autograder/submitted/<student>/<week>/ (where `nbgrader collect` puts
+them) and from LMS downloads in autograder/downloaded/<week>/archive/ (`nbgrader zip_collect`;
+nbgrader_config.py describes the file names). Each submission is autograded on its own within
+a wall-clock timeout; one that is missing, malformed, crashes or hangs scores 0 with a reason.
+Feedback goes to autograder/feedback/, grades to autograder/reports/grades.csv.
+"""
+
+from autograder.pipeline import (
+    COURSE_ROOT, add_timeout_option, add_week_option, argument_parser, format_report, grade_class, released_weeks,
+    run_script,
+)
+
+
+def main() -> None:
+    parser = argument_parser("grade", __doc__)
+    add_week_option(parser)
+    add_timeout_option(parser)
+    args = parser.parse_args()
+    print(format_report(grade_class(COURSE_ROOT, released_weeks(COURSE_ROOT, args.week), args.timeout)))
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -1,0 +1,29 @@
+"""nbgrader configuration of the LCTeach course root (this folder; see README.md here).
+
+nbgrader reads this file when it runs in this folder (the course scripts run it so), and
+`make lab` adds this folder to JUPYTER_CONFIG_PATH so that the formgrader finds it too.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
+
+# The course root is this folder wherever nbgrader is started (make lab starts it elsewhere),
+# and wherever the folder is copied (make demo grades a copy).
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+
+# A graded cell gets 120 s; longer means a hang (a correct notebook runs in at most 60 s in all).
+# The grading scripts also bound each submission's total wall clock (make grade TIMEOUT=...).
+c.Execute.timeout = 120
+
+# Collecting LMS downloads (`nbgrader zip_collect`, run by `make grade`): put the zip or the
+# files from Canvas's "Download Submissions" in downloaded/<week>/archive/. Canvas names each
+# file <name>_<user id>_<attachment id>_<file>.ipynb, with _LATE_ after the name for late
+# work and -<n> before .ipynb for re-uploads, e.g. doejane_LATE_4711_99012_exercises-1.ipynb.
+# The student id is <name> (doejane); to use Canvas's numeric user id instead, move the
+# student_id group onto the first number. The regexp is matched against the absolute path.
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[^/_]+)_(?:LATE_)?\d+_\d+_(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$"
+)
+# Skip files whose notebook name is not one of the week's released notebooks.
+c.ZipCollectApp.strict = True

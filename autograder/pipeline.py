@@ -1,0 +1,502 @@
+"""Shared code of the course scripts: build and release notebooks, grade submissions.
+
+A *course root* is an nbgrader course directory: ``nbgrader_config.py``, ``source/<week>/``
+(built here from ``solutions/``), ``release/<week>/``, ``submitted/<student>/<week>/``,
+``autograded/``, ``feedback/`` and ``gradebook.db``. The repository's course root is
+``autograder/``; the demo and the tests build their own in a temporary folder. Every nbgrader
+command runs as a subprocess inside the course root, so one failure stays in that command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import psutil
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
+
+REPO = Path(__file__).resolve().parent.parent
+COURSE_ROOT = REPO / "autograder"
+SOLUTIONS = REPO / "solutions"
+COURSE = REPO / "course"
+CONFIG = "nbgrader_config.py"
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+# Cell metadata that jupytext keeps only to round-trip the text file; not part of the notebook.
+JUPYTEXT_CELL_KEYS = ("cell_marker", "lines_to_next_cell", "lines_to_end_of_cell_marker")
+# Files that tools leave next to notebooks; never part of a release.
+IGNORED_NAMES = {".ipynb_checkpoints", "__pycache__"}
+DEFAULT_TIMEOUT = 300  # seconds of wall clock per submission
+
+
+class PipelineError(Exception):
+    """A step of the course pipeline failed; the message says which and what to do."""
+
+
+# ---------------------------------------------------------------- building and releasing
+
+
+def weeks(solutions: Path = SOLUTIONS) -> list[str]:
+    """The weeks of the course: the folders in ``solutions``, in name order."""
+    return sorted(p.name for p in solutions.iterdir() if p.is_dir() and p.name not in IGNORED_NAMES)
+
+
+def build_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read a jupytext py:percent notebook source as a notebook with deterministic cell ids.
+
+    A cell's id is its nbgrader ``grade_id`` when it has one, else ``cell-<index>``; the
+    notebook metadata is the python3 kernelspec alone, so the build does not depend on the
+    jupytext version or on who ran it.
+    """
+    notebook = jupytext.read(path, fmt="py:percent")
+    notebook.nbformat_minor = max(notebook.nbformat_minor, 5)  # cell ids need nbformat 4.5
+    notebook.metadata = nbformat.NotebookNode(kernelspec=KERNELSPEC, language_info={"name": "python"})
+    seen: set[str] = set()
+    for index, cell in enumerate(notebook.cells):
+        for key in JUPYTEXT_CELL_KEYS:
+            cell.metadata.pop(key, None)
+        cell.id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index}"
+        if cell.id in seen:
+            raise PipelineError(f"{path}: two cells get the id {cell.id!r}; give each nbgrader cell its own grade_id")
+        seen.add(cell.id)
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as error:
+        raise PipelineError(f"{path}: not a valid notebook once built: {error.message}") from None
+    return notebook
+
+
+def build_source(root: Path, week: str, solutions: Path = SOLUTIONS) -> None:
+    """Write ``root/source/<week>/<name>.ipynb`` for every ``solutions/<week>/<name>.py``."""
+    sources = sorted((solutions / week).glob("*.py"))
+    if not sources:
+        raise PipelineError(f"{solutions / week} holds no notebook sources (*.py in jupytext py:percent format)")
+    target = root / "source" / week
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in sources:
+        nbformat.write(build_notebook(path), target / f"{path.stem}.ipynb")
+
+
+def generate_assignment(root: Path, week: str, solutions: Path = SOLUTIONS) -> None:
+    """Build the week's source notebooks and run ``nbgrader generate_assignment`` on them."""
+    build_source(root, week, solutions)
+    nbgrader(root, "generate_assignment", week, "--force")
+
+
+def sync_folder(source: Path, target: Path) -> None:
+    """Make ``target`` an exact copy of ``source``: copy every file, remove every other entry."""
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name for p in source.iterdir() if p.name not in IGNORED_NAMES}
+    for entry in target.iterdir():
+        if entry.name not in wanted:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for name in sorted(wanted):
+        if (source / name).is_dir():
+            sync_folder(source / name, target / name)
+        else:
+            shutil.copyfile(source / name, target / name)
+
+
+def release(root: Path, course: Path, solutions: Path = SOLUTIONS) -> list[str]:
+    """Release every week of ``solutions`` through ``root`` and make ``course`` equal the result."""
+    released = weeks(solutions)
+    for week in released:
+        generate_assignment(root, week, solutions)
+    course.mkdir(exist_ok=True)
+    staged = root / "release"
+    for entry in course.iterdir():
+        if entry.name not in released:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for week in released:
+        sync_folder(staged / week, course / week)
+    return released
+
+
+def copy_config(root: Path) -> None:
+    """Make ``root`` a course root with the repository's nbgrader configuration."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(COURSE_ROOT / CONFIG, root / CONFIG)
+
+
+# ---------------------------------------------------------------- running nbgrader
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int | None  # None: killed at the timeout
+    output: str
+    seconds: float
+
+
+def run_command(command: list[str], cwd: Path, timeout: float | None = None) -> CommandResult:
+    """Run ``command``; at the timeout kill it and every process it started (kernels too)."""
+    # nbgrader runs `alembic` from PATH when it creates a gradebook: put this interpreter's scripts first.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    start = time.monotonic()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+        returncode = process.returncode
+    except subprocess.TimeoutExpired:
+        _kill_tree(process.pid)
+        output, _ = process.communicate()
+        returncode = None
+    return CommandResult(returncode, output, time.monotonic() - start)
+
+
+def _kill_tree(pid: int) -> None:
+    # Kernels start in sessions of their own, so killing the process group is not enough.
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    with _ignore_vanished():
+        os.killpg(pid, signal.SIGKILL)
+    for child in children:
+        with _ignore_vanished():
+            child.kill()
+
+
+@contextmanager
+def _ignore_vanished() -> Iterator[None]:
+    try:
+        yield
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        pass
+
+
+def nbgrader(root: Path, *args: str) -> None:
+    """Run ``nbgrader <args>`` in the course root; raise PipelineError with its errors if it fails."""
+    result = run_command([sys.executable, "-m", "nbgrader", *args], root)
+    if result.returncode != 0:
+        raise PipelineError(f"`nbgrader {' '.join(args)}` failed in {root}:\n{_error_lines(result.output)}")
+
+
+def _error_lines(output: str) -> str:
+    """nbgrader's ERROR/CRITICAL log lines and the traceback lines under them; all output if none."""
+    lines, keep = [], False
+    for line in output.splitlines():
+        if line.startswith("["):
+            keep = "| ERROR]" in line or "| CRITICAL]" in line
+        if keep:
+            lines.append(line)
+    return "\n".join(lines) or output.strip()
+
+
+_EXCEPTION_LINE = re.compile(r"^\s*[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+def _failure_summary(output: str) -> str:
+    """One line saying why nbgrader failed: the last exception of its traceback, else its first error."""
+    errors = [line.strip() for line in _error_lines(output).splitlines() if line.strip()]
+    exceptions = [line for line in errors if _EXCEPTION_LINE.match(line)]
+    return (exceptions[-1:] or errors[:1] or ["no error message"])[0][:200]
+
+
+@contextmanager
+def gradebook(root: Path) -> Iterator[Gradebook]:
+    """The course root's gradebook, which `nbgrader generate_assignment` created."""
+    path = root / "gradebook.db"
+    if not path.is_file():
+        raise PipelineError(f"no gradebook at {path}: run `make release` first")
+    # course_id "" is nbgrader's default: nbgrader_config.py sets none.
+    with Gradebook(f"sqlite:///{path}", course_id="") as book:
+        yield book
+
+
+def graded_notebooks(root: Path, week: str) -> list[str]:
+    """Names of the week's notebooks that hold graded or task cells; lectures hold none."""
+    with gradebook(root) as book:
+        try:
+            assignment = book.find_assignment(week)
+        except MissingEntry:
+            raise PipelineError(f"{week} is not in {root / 'gradebook.db'}: run `make release` first") from None
+        return sorted(nb.name for nb in assignment.notebooks if nb.grade_cells or nb.task_cells)
+
+
+def released_weeks(root: Path, chosen: list[str] | None = None) -> list[str]:
+    """The ``chosen`` weeks, or every week released in the course root; all must be released."""
+    release_dir = root / "release"
+    released = sorted(p.name for p in release_dir.iterdir() if p.is_dir()) if release_dir.is_dir() else []
+    unknown = sorted(set(chosen or []) - set(released))
+    if unknown or not released:
+        raise PipelineError(f"not released: {', '.join(unknown) or 'any week'} "
+                            f"(released: {', '.join(released) or 'none'}); run `make release` first")
+    return chosen or released
+
+
+# ---------------------------------------------------------------- grading
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    week: str
+
+    def folder(self, root: Path) -> Path:
+        return root / "submitted" / self.student / self.week
+
+
+@dataclass(frozen=True)
+class Result:
+    submission: Submission
+    score: float
+    max_score: float
+    status: str  # "graded", or "failed" when a graded notebook could not be autograded
+    reason: str  # what failed, or which graded cells lost points
+    seconds: float
+
+
+def collect_downloads(root: Path, week: str) -> bool:
+    """Run ``nbgrader zip_collect`` when LMS downloads wait in ``downloaded/<week>/archive/``."""
+    archive = root / "downloaded" / week / "archive"
+    if not archive.is_dir() or not any(archive.iterdir()):
+        return False
+    nbgrader(root, "zip_collect", week, "--force")
+    return True
+
+
+def find_submissions(root: Path, weeks: list[str]) -> list[Submission]:
+    """Every ``submitted/<student>/<week>/`` folder of the given weeks, by week then student."""
+    submitted = root / "submitted"
+    students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    return [Submission(s, w) for w in weeks for s in students if (submitted / s / w).is_dir()]
+
+
+def grade_submission(root: Path, submission: Submission, timeout: float = DEFAULT_TIMEOUT) -> Result:
+    """Autograde one submission in the course root, within ``timeout`` seconds of wall clock.
+
+    Only the week's graded notebooks are autograded (one ``nbgrader autograde`` subprocess
+    each), so lectures in the submission are never executed. A graded notebook that is missing,
+    is not valid notebook JSON, crashes nbgrader or runs out of time scores 0 in the gradebook,
+    and the result says why; the submission's other notebooks are graded as usual.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    problems = []
+    for name in graded_notebooks(root, submission.week):
+        problem = _autograde_notebook(root, submission, name, deadline - time.monotonic())
+        if problem:
+            _zero_notebook(root, submission, name)
+            problems.append(f"{name}.ipynb: {problem}")
+    score, max_score, lost = _scores(root, submission)
+    return Result(
+        submission, score, max_score, "failed" if problems else "graded",
+        "; ".join(problems) or ", ".join(lost), time.monotonic() - start,
+    )
+
+
+def _autograde_notebook(root: Path, submission: Submission, name: str, seconds_left: float) -> str | None:
+    """Autograde one notebook of a submission; return why it failed, or None."""
+    path = submission.folder(root) / f"{name}.ipynb"
+    if not path.is_file():
+        return "missing from the submission"
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as error:  # noqa: BLE001 - any failure to read means a malformed notebook
+        cause = error.__cause__ or error  # nbformat's NotJSONError wraps the JSON parser's message
+        return f"not a valid notebook ({type(cause).__name__}: {str(cause).splitlines()[0][:120]})"
+    if seconds_left <= 0:
+        return "not run: the submission's time was used up"
+    command = [sys.executable, "-m", "nbgrader", "autograde", submission.week,
+               f"--student={submission.student}", f"--notebook={name}", "--force"]
+    result = run_command(command, root, timeout=seconds_left)
+    if result.returncode is None:
+        return f"timed out after {result.seconds:.0f} s"
+    if result.returncode != 0:
+        return f"autograde failed: {_failure_summary(result.output)}"
+    return None
+
+
+def _zero_notebook(root: Path, submission: Submission, name: str) -> None:
+    """Record 0 for every graded cell of a notebook that could not be autograded."""
+    with gradebook(root) as book, warnings.catch_warnings():
+        # nbgrader's add_submission trips SQLAlchemy 2's cascade warnings; the rows are written.
+        warnings.simplefilter("ignore", SAWarning)
+        book.update_or_create_student(submission.student)
+        book.update_or_create_submission(submission.week, submission.student)
+        for grade in book.find_submission_notebook(name, submission.week, submission.student).grades:
+            grade.auto_score = 0
+            grade.needs_manual_grade = False
+        book.db.commit()
+    for stale in (root / "autograded" / submission.student / submission.week / f"{name}.ipynb",
+                  root / "feedback" / submission.student / submission.week / f"{name}.html"):
+        stale.unlink(missing_ok=True)
+
+
+def _scores(root: Path, submission: Submission) -> tuple[float, float, list[str]]:
+    """Score, maximum and the graded cells below full marks (``grade_id score/max``)."""
+    with gradebook(root) as book:
+        graded = book.find_submission(submission.week, submission.student)
+        lost = [
+            f"{grade.name} {grade.score:g}/{grade.max_score:g}"
+            + (" (needs manual grading)" if grade.needs_manual_grade else "")
+            for notebook in graded.notebooks
+            for grade in notebook.grades
+            if grade.needs_manual_grade or grade.score < grade.max_score
+        ]
+        return graded.score, graded.max_score, lost
+
+
+def generate_feedback(root: Path, weeks: list[str]) -> list[Path]:
+    """Write feedback HTML for every autograded submission of the weeks; return the files."""
+    for week in weeks:
+        if any((root / "autograded").glob(f"*/{week}/*.ipynb")):
+            nbgrader(root, "generate_feedback", week, "--force")
+    return sorted(p for week in weeks for p in (root / "feedback").glob(f"*/{week}/*.html"))
+
+
+def export_grades(root: Path) -> Path:
+    """Export the gradebook to ``reports/grades.csv`` (one row per student and week)."""
+    target = root / "reports" / "grades.csv"
+    target.parent.mkdir(exist_ok=True)
+    nbgrader(root, "export", f"--to={target}")
+    return target
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    results: list[Result]
+    feedback: list[Path]  # feedback HTML files
+    grades_csv: Path
+    seconds: float
+
+
+def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT) -> ClassReport:
+    """Collect LMS downloads, autograde every submission of the weeks, write feedback and the CSV.
+
+    Prints a progress line per submission. A failing submission costs only itself.
+    """
+    start = time.monotonic()
+    gradable = []
+    for week in weeks:
+        if not graded_notebooks(root, week):
+            print(f"{week} has no notebook with graded cells: nothing to grade")
+            continue
+        gradable.append(week)
+        if collect_downloads(root, week):
+            print(f"collected LMS downloads of {week} into {root / 'submitted'}")
+    submissions = find_submissions(root, gradable)
+    if not submissions:
+        raise PipelineError(
+            f"no submissions of {', '.join(weeks)}: put them in {root}/submitted/<student>/<week>/ "
+            f"(nbgrader collect) or LMS zips in {root}/downloaded/<week>/archive/"
+        )
+    results = []
+    for number, submission in enumerate(submissions, 1):
+        print(f"[{number}/{len(submissions)}] {submission.student} {submission.week} ...", end=" ", flush=True)
+        result = grade_submission(root, submission, timeout)
+        print(f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)", flush=True)
+        results.append(result)
+    return ClassReport(results, generate_feedback(root, gradable), export_grades(root), time.monotonic() - start)
+
+
+def format_report(report: ClassReport) -> str:
+    """The results table (student, week, score/max, status, reason), the feedback files and the CSV."""
+    rows = [("student", "week", "score", "status", "reason")] + [
+        (r.submission.student, r.submission.week, f"{r.score:g}/{r.max_score:g}", r.status, r.reason or "-")
+        for r in report.results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    table = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
+    count = len(report.results)
+    return "\n".join([
+        *table,
+        "",
+        f"graded {count} submissions in {report.seconds:.0f} s ({60 * count / report.seconds:.1f} per minute)",
+        "feedback:",
+        *(f"  {path}" for path in report.feedback),
+        f"grades: {report.grades_csv}",
+    ])
+
+
+def argument_parser(script: str, doc: str) -> argparse.ArgumentParser:
+    """The command line parser of ``python -m autograder.<script>``, described by its docstring."""
+    return argparse.ArgumentParser(
+        prog=f"python -m autograder.{script}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_week_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--week", action="append", help="a released week (repeatable; default: every released week)")
+
+
+def add_timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"wall clock allowed per submission (default {DEFAULT_TIMEOUT})")
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """Run a course script's ``main``; a PipelineError ends it with its message and status 1."""
+    try:
+        main()
+    except PipelineError as error:
+        sys.exit(f"error: {error}")
+
+
+# ---------------------------------------------------------------- the demo class
+
+DEMO_STUDENTS = {
+    "full": "every solution cell filled in from the source",
+    "partial": "the first half of the solution cells filled in, the rest as released",
+    "untouched": "the release as it is",
+    "missing": "the lectures only, no graded notebook",
+    "broken": "graded notebooks cut in half (invalid JSON)",
+}
+
+
+def build_demo_class(root: Path, week: str, solutions: Path = SOLUTIONS) -> None:
+    """Release ``week`` in a new course root and submit it as each of DEMO_STUDENTS would.
+
+    Every student submits all released notebooks (lectures too); the graded ones differ as
+    DEMO_STUDENTS says. Solution cells are matched by grade_id between the source and the
+    release notebook, so this works for any exercises notebook.
+    """
+    copy_config(root)
+    generate_assignment(root, week, solutions)
+    graded = graded_notebooks(root, week)
+    if not graded:
+        raise PipelineError(f"no notebook in {solutions / week} has nbgrader grade or task cells: nothing to grade")
+    for student in DEMO_STUDENTS:
+        folder = Submission(student, week).folder(root)
+        sync_folder(root / "release" / week, folder)
+        for name in graded:
+            path = folder / f"{name}.ipynb"
+            if student == "missing":
+                path.unlink()
+            elif student == "broken":
+                text = path.read_text()
+                path.write_text(text[: len(text) // 2])
+            elif student in ("full", "partial"):
+                _fill_solutions(path, root / "source" / week / f"{name}.ipynb", half=student == "partial")
+
+
+def _fill_solutions(path: Path, source: Path, half: bool) -> None:
+    """Copy the source's solution cells (all, or the first half) into the released notebook at ``path``."""
+    def solution_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+        return [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("solution")]
+
+    answers = {cell.metadata.nbgrader.grade_id: cell.source for cell in solution_cells(nbformat.read(source, 4))}
+    notebook = nbformat.read(path, as_version=4)
+    cells = solution_cells(notebook)
+    for cell in cells[: len(cells) // 2 if half else len(cells)]:
+        cell.source = answers[cell.metadata.nbgrader.grade_id]
+    nbformat.write(notebook, path)
