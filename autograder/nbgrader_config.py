@@ -6,6 +6,9 @@ nbgrader reads this file when it runs in this folder (the course scripts run it 
 
 import os
 
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
 c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
 
 # The course root is this folder wherever nbgrader is started (make lab starts it elsewhere),
@@ -15,6 +18,10 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # A graded cell gets 120 s; longer means a hang (a correct notebook runs in at most 60 s in all).
 # The grading scripts also bound each submission's total wall clock (make grade TIMEOUT=...).
 c.Execute.timeout = 120
+
+# Feedback shows each test cell as the student received it: the hidden test code (and the
+# hidden seed it passes to the grader) is cut out before the HTML is written.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
 # Collecting LMS downloads (`nbgrader zip_collect`, run by `make grade`): put the zip or the
 # files from Canvas's "Download Submissions" in downloaded/<week>/archive/. Canvas names each

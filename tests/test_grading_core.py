@@ -52,6 +52,13 @@ def test_graded_run_is_labelled_and_deterministic(capsys):
     assert "graded run" in capsys.readouterr().out
 
 
+def test_graded_run_reports_do_not_describe_the_hidden_inputs(capsys):
+    result = grade_part("demo", 1, [always_fails], lambda: 1, seed=1234)
+    out = capsys.readouterr().out
+    assert result.points == 0 and "always fails" in out
+    assert "expected something else" not in out and "try again" not in out
+
+
 def test_not_a_function_fails_every_check(capsys):
     result = grade_part("demo", 1, [returns_one, heavy], None, seed=None)
     assert result.points == 0 and "expected a function, got NoneType" in capsys.readouterr().out

@@ -55,6 +55,8 @@ def test_demo_class_gets_feedback_and_csv_and_only_graded_notebooks_run(demo):
     for student in ("full", "partial", "untouched"):
         assert sorted(p.stem for p in (root / "autograded" / student / week).glob("*.ipynb")) == graded
         assert all((root / "feedback" / student / week / f"{name}.html").is_file() for name in graded)
+    for path in (root / "feedback").rglob("*.html"):  # hidden test code and its seed stay hidden
+        assert "HIDDEN TESTS" not in path.read_text()
     with report.grades_csv.open() as file:
         scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(file)}
     assert scores == {student: result.score for student, result in results.items()}

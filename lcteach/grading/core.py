@@ -91,10 +91,14 @@ class PartResult:
         for outcome in self.outcomes:
             mark = "✓" if outcome.passed else "✗"
             lines.append(f"  {mark} {outcome.name}")
-            if not outcome.passed:
-                lines.append(f"      {outcome.message}")
-                if outcome.hint:
-                    lines.append(f"      hint: {outcome.hint}")
+            if outcome.passed:
+                continue
+            if self.graded:  # the details would describe the hidden inputs
+                lines.append("      failed on the hidden inputs; the self-check above shows what this check looks for")
+                continue
+            lines.append(f"      {outcome.message}")
+            if outcome.hint:
+                lines.append(f"      hint: {outcome.hint}")
         lines.append(f"  score: {self.points:g} / {self.max_points:g}")
         return "\n".join(lines)
 
