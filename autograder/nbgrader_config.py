@@ -19,6 +19,15 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # The grading scripts also bound each submission's total wall clock (make grade TIMEOUT=...).
 c.Execute.timeout = 120
 
+# Student code runs in a sandbox: bubblewrap, no network, nothing of the repository but lcteach,
+# its own folder as the only writable place, as user nobody, with these limits (autograder/sandbox.py).
+c.Execute.kernel_manager_class = "autograder.sandbox.SandboxedKernelManager"
+c.SandboxedKernelManager.memory_bytes = 4 * 2**30  # address space
+c.SandboxedKernelManager.processes = 64  # processes and threads of the sandbox user
+c.SandboxedKernelManager.cpu_seconds = 300  # CPU time of the kernel in all
+c.SandboxedKernelManager.file_bytes = 64 * 2**20  # largest file it may write
+c.SandboxedKernelManager.scratch_bytes = 256 * 2**20  # its private /tmp
+
 # Feedback shows each test cell as the student received it: the hidden test code (and the
 # hidden seed it passes to the grader) is cut out before the HTML is written.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

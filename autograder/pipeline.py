@@ -145,8 +145,10 @@ class CommandResult:
 
 def run_command(command: list[str], cwd: Path, timeout: float | None = None) -> CommandResult:
     """Run ``command``; at the timeout kill it and every process it started (kernels too)."""
-    # nbgrader runs `alembic` from PATH when it creates a gradebook: put this interpreter's scripts first.
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    # nbgrader runs `alembic` from PATH when it creates a gradebook: put this interpreter's scripts first;
+    # nbgrader_config.py names the kernel manager in autograder.sandbox: put the repository on the path.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     start = time.monotonic()
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -385,6 +387,12 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT) 
 
     Prints a progress line per submission. A failing submission costs only itself.
     """
+    if shutil.which("bwrap") is None:
+        raise PipelineError("grading runs each submission in a bubblewrap sandbox, and bwrap is not installed: "
+                            "`sudo apt-get install bubblewrap` (see the sandbox section of README.md)")
+    if os.geteuid() != 0:
+        raise PipelineError("grading starts each kernel's sandbox as root and drops it to the user nobody: "
+                            "run it as root, e.g. `sudo make grade` (see the sandbox section of README.md)")
     start = time.monotonic()
     gradable = []
     for week in weeks:

@@ -1,0 +1,97 @@
+"""The sandbox that autograding kernels run in.
+
+nbgrader executes a submission in a Jupyter kernel. Here that kernel is started by
+``SandboxedKernelManager`` inside bubblewrap, as the unprivileged user ``nobody``:
+
+- its own network namespace with no interfaces but loopback: no network;
+- a read-only view of the system, the Python installation and the ``lcteach`` package, and
+  nothing else of the repository: no ``solutions/``, no gradebook, no other submission;
+- one writable folder, the submission's own (nbgrader's working copy), plus a small /tmp;
+- rlimits on address space, processes, CPU time and file size.
+
+The kernel talks to nbgrader over Unix sockets (ZeroMQ's ipc transport) in a private folder,
+since TCP on the host's loopback is out of its reach. Limits are traits, set in
+``nbgrader_config.py`` (``c.SandboxedKernelManager.memory_bytes = ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Integer, Unicode
+
+LCTEACH = Path(__file__).resolve().parent.parent / "lcteach"
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose kernel runs in a bubblewrap sandbox (see the module docstring)."""
+
+    memory_bytes = Integer(4 * 2**30, help="address-space limit of the kernel (RLIMIT_AS)").tag(config=True)
+    processes = Integer(64, help="processes and threads the sandbox user may run (RLIMIT_NPROC)").tag(config=True)
+    cpu_seconds = Integer(300, help="CPU seconds the kernel may use in all (RLIMIT_CPU)").tag(config=True)
+    file_bytes = Integer(64 * 2**20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
+    scratch_bytes = Integer(256 * 2**20, help="size of the kernel's private /tmp").tag(config=True)
+    user = Unicode("nobody", help="the unprivileged user the kernel runs as").tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        self._private = Path(tempfile.mkdtemp(prefix="lcteach-kernel-"))
+        self.ip = str(self._private / "socket")
+
+    async def _async_pre_start_kernel(self, **kwargs):
+        command, kwargs = await super()._async_pre_start_kernel(**kwargs)
+        account = pwd.getpwnam(self.user)
+        workdir = Path(kwargs.get("cwd") or os.getcwd()).resolve()
+        # The kernel reads its connection file and creates its sockets in the private folder,
+        # and writes in its working folder; both become the sandbox user's.
+        connection = self._private / "connection.json"
+        shutil.copyfile(self.connection_file, connection)
+        command = [str(connection) if part == self.connection_file else part for part in command]
+        for path in (self._private, connection, workdir, *workdir.rglob("*")):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib"}
+        return self._sandbox(account, workdir) + command, kwargs
+
+    def _sandbox(self, account: pwd.struct_passwd, workdir: Path) -> list[str]:
+        prefix = Path(sys.prefix).resolve()
+        base = Path(sys.base_prefix).resolve()
+        readonly = ["/usr", "/etc", str(base), str(prefix), str(LCTEACH)]
+        # bubblewrap starts as root (it must read the Python installation under /root) without a
+        # user namespace; inside, setpriv drops to the sandbox user for good, so that the process
+        # limit applies (root is exempt from RLIMIT_NPROC) and no capability is left.
+        command = [
+            "bwrap", "--die-with-parent", "--new-session",
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(self.scratch_bytes), "--tmpfs", "/tmp",
+            # ipykernel exits when its parent looks gone; in the pid namespace the pid means nothing.
+            "--unsetenv", "JPY_PARENT_PID",
+        ]
+        mounts = [*dict.fromkeys(readonly), str(self._private), str(workdir)]
+        # Folders above the mounts: bubblewrap would create them readable by root alone.
+        for folder in sorted({str(a) for m in mounts for a in Path(m).parents if a != Path("/")}, key=len):
+            command += ["--perms", "0755", "--dir", folder]
+        for path in dict.fromkeys(readonly):
+            command += ["--ro-bind", path, path]
+        command += [
+            "--bind", str(self._private), str(self._private), "--bind", str(workdir), str(workdir),
+            "--chdir", str(workdir), "--",
+            "setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--",
+            "prlimit", f"--as={self.memory_bytes}", f"--nproc={self.processes}", f"--cpu={self.cpu_seconds}",
+            f"--fsize={self.file_bytes}", "--core=0", "--",
+        ]
+        return command
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self._private, ignore_errors=True)
