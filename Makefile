@@ -20,10 +20,11 @@ PORT ?=
 JUPYTER_ARGS ?=
 WEEK ?=
 TIMEOUT ?=
+JOBS ?=
 PYTEST_ARGS ?= -n 2 --dist loadscope
 
 WEEK_OPTIONS = $(foreach week,$(WEEK),--week $(week))
-TIMEOUT_OPTION = $(if $(TIMEOUT),--timeout $(TIMEOUT))
+GRADE_OPTIONS = $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
 
 .PHONY: help lab test release grade feedback demo clean
 
@@ -31,7 +32,7 @@ help: ## list the targets and their settings (the default target)
 	@echo "usage: make TARGET [SETTING=value ...]"
 	@echo "targets:"
 	@sed -nE 's/^([a-z]+):.*## (.*)$$/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
-	@echo "settings: PORT, JUPYTER_ARGS (lab); WEEK, TIMEOUT (grade, feedback, demo); PYTEST_ARGS (test)"
+	@echo "settings: PORT, JUPYTER_ARGS (lab); WEEK, TIMEOUT, JOBS (grade, feedback, demo); PYTEST_ARGS (test)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -51,14 +52,14 @@ test: $(STAMP) ## run the test suite: library, graders, release, grading pipelin
 release: $(STAMP) ## build course/ from solutions/ through nbgrader generate_assignment
 	python -m autograder.release
 
-grade: $(STAMP) ## grade autograder/submitted/ and LMS zips (WEEK=..., TIMEOUT=seconds per submission)
-	python -m autograder.grade $(WEEK_OPTIONS) $(TIMEOUT_OPTION)
+grade: $(STAMP) ## grade autograder/submitted/ and LMS zips (WEEK=..., TIMEOUT=seconds per submission, JOBS=parallel workers)
+	python -m autograder.grade $(WEEK_OPTIONS) $(GRADE_OPTIONS)
 
 feedback: $(STAMP) ## regenerate feedback HTML of graded submissions (WEEK=...)
 	python -m autograder.feedback $(WEEK_OPTIONS)
 
 demo: $(STAMP) ## release, submit and grade a sample class in a temporary folder (WEEK=..., TIMEOUT=...)
-	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(TIMEOUT_OPTION)
+	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(GRADE_OPTIONS)
 
 clean: ## remove build outputs and caches; keeps .venv, submissions, gradebook, feedback, reports
 	rm -rf autograder/source autograder/release .pytest_cache .hypothesis

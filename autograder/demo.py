@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.pipeline import (
-    DEMO_STUDENTS, PipelineError, add_timeout_option, argument_parser, build_demo_class, format_report, grade_class,
+    DEMO_STUDENTS, PipelineError, add_jobs_option, add_timeout_option, argument_parser, build_demo_class, format_report, grade_class,
     run_script, weeks,
 )
 
@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("--week", default=weeks()[0], help="the week to demo (default: %(default)s)")
     parser.add_argument("--dir", type=Path, help="course root to create (default: a new temporary folder)")
     add_timeout_option(parser)
+    add_jobs_option(parser)
     args = parser.parse_args()
     if args.dir and args.dir.exists() and any(args.dir.iterdir()):
         raise PipelineError(f"{args.dir} is not empty: give a new folder to --dir")
@@ -27,7 +28,7 @@ def main() -> None:
     build_demo_class(root, args.week)
     for student, submits in DEMO_STUDENTS.items():
         print(f"  {student:10} submits {submits}")
-    print(format_report(grade_class(root, [args.week], args.timeout)))
+    print(format_report(grade_class(root, [args.week], args.timeout, args.jobs)))
     print(f"course root: {root}")
 
 

@@ -8,7 +8,7 @@ Feedback goes to autograder/feedback/, grades to autograder/reports/grades.csv.
 """
 
 from autograder.pipeline import (
-    COURSE_ROOT, add_timeout_option, add_week_option, argument_parser, format_report, grade_class, released_weeks,
+    COURSE_ROOT, add_jobs_option, add_timeout_option, add_week_option, argument_parser, format_report, grade_class, released_weeks,
     run_script,
 )
 
@@ -17,8 +17,9 @@ def main() -> None:
     parser = argument_parser("grade", __doc__)
     add_week_option(parser)
     add_timeout_option(parser)
+    add_jobs_option(parser)
     args = parser.parse_args()
-    print(format_report(grade_class(COURSE_ROOT, released_weeks(COURSE_ROOT, args.week), args.timeout)))
+    print(format_report(grade_class(COURSE_ROOT, released_weeks(COURSE_ROOT, args.week), args.timeout, args.jobs)))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,11 +383,15 @@ class ClassReport:
     seconds: float
 
 
-def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT) -> ClassReport:
+def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, jobs: int = 1) -> ClassReport:
     """Collect LMS downloads, autograde every submission of the weeks, write feedback and the CSV.
 
-    Prints a progress line per submission. A failing submission costs only itself.
+    ``jobs`` submissions are graded at once, each in its own nbgrader process (the gradebook
+    is SQLite, which serialises their short writes). Prints a progress line per submission as
+    it finishes. A failing submission costs only itself.
     """
+    if jobs < 1:
+        raise PipelineError(f"JOBS must be at least 1, got {jobs}")
     if shutil.which("bwrap") is None:
         raise PipelineError("grading runs each submission in a bubblewrap sandbox, and bwrap is not installed: "
                             "`sudo apt-get install bubblewrap` (see the sandbox section of README.md)")
@@ -409,11 +414,14 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT) 
             f"(nbgrader collect) or LMS zips in {root}/downloaded/<week>/archive/"
         )
     results = []
-    for number, submission in enumerate(submissions, 1):
-        print(f"[{number}/{len(submissions)}] {submission.student} {submission.week} ...", end=" ", flush=True)
-        result = grade_submission(root, submission, timeout)
-        print(f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)", flush=True)
-        results.append(result)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = [pool.submit(grade_submission, root, submission, timeout) for submission in submissions]
+        for number, done in enumerate(as_completed(running), 1):
+            result = done.result()
+            print(f"[{number}/{len(submissions)}] {result.submission.student} {result.submission.week} "
+                  f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)", flush=True)
+            results.append(result)
+    results.sort(key=lambda r: submissions.index(r.submission))
     return ClassReport(results, generate_feedback(root, gradable), export_grades(root), time.monotonic() - start)
 
 
@@ -445,6 +453,10 @@ def argument_parser(script: str, doc: str) -> argparse.ArgumentParser:
 
 def add_week_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--week", action="append", help="a released week (repeatable; default: every released week)")
+
+
+def add_jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="submissions graded at once (default 1)")
 
 
 def add_timeout_option(parser: argparse.ArgumentParser) -> None:
