@@ -9,10 +9,11 @@ import json
 import shutil
 
 import pytest
+from conftest import needs_sandbox
 
 from autograder.pipeline import build_demo_class, grade_class
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_sandbox]
 
 WEEK = "week1_foundations"
 HONEST = 18  # every auto-graded point; the written answer waits for a human

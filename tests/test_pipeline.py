@@ -7,13 +7,23 @@ import zipfile
 import nbformat
 import psutil
 import pytest
+from conftest import needs_sandbox
 
 from autograder.pipeline import (
-    SOLUTIONS, Submission, build_demo_class, build_notebook, copy_config, format_report, generate_assignment,
-    grade_class, grade_submission, graded_notebooks, weeks,
+    SOLUTIONS,
+    Submission,
+    build_demo_class,
+    build_notebook,
+    copy_config,
+    format_report,
+    generate_assignment,
+    grade_class,
+    grade_submission,
+    graded_notebooks,
+    weeks,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_sandbox]
 
 
 def graded_weeks(solutions):

@@ -1,21 +1,18 @@
 """The autograding kernel's sandbox: hostile cells run, and fail to reach anything outside it."""
 
 import os
-import shutil
 import socket
 
 import nbformat
 import pytest
+from conftest import needs_sandbox
 from nbclient import NotebookClient
 
 from autograder.sandbox import SandboxedKernelManager
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("bwrap") is None and not os.environ.get("CI"),
-    reason="bubblewrap is not installed (apt-get install bubblewrap); CI installs it and runs these tests",
-)
+pytestmark = needs_sandbox
 
 
 def run_cells(workdir, *cells: str, **limits):
