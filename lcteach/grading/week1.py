@@ -37,10 +37,11 @@ def _part(name: str, points: float, *checks):
     return grade
 
 
-def _pair(result, what: str):
+def _pair(result, function: str, names: str):
+    """Check that a student's function returned two values, e.g. names = "(out, weights)"."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise CheckFailed(f"{what} should return a pair {what.split('(')[0]}, got {type(result).__name__}",
-                          "end your function with `return out, <second value>`")
+        raise CheckFailed(f"{function} should return a pair {names}, got {type(result).__name__}",
+                          f"end your function with `return {names.strip('()')}`")
     return result
 
 
@@ -78,7 +79,7 @@ def _attention_mistakes(q, k, v, mask=None) -> dict[str, tuple[torch.Tensor, tor
 
 def _run_attention(student, case: Case, q, k, v, mask=None, compare=True):
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    out, weights = _pair(case.call(student, *args), "dense_attention(out, weights)")
+    out, weights = _pair(case.call(student, *args), "dense_attention", "(out, weights)")
     expected_out, expected_weights = reference_attention(q, k, v, mask)
     out = expect_tensor(out, "out", expected_out.shape, q.dtype)
     weights = expect_tensor(weights, "weights", expected_weights.shape, q.dtype)
@@ -328,7 +329,7 @@ online_softmax_step = _part("online_softmax_step", 3, _online_one_block, _online
 def _check_tiled(student, case, n_q, n_k, block):
     d = case.randint(2, 16)
     q, k, v = case.randn(1, 2, n_q, d), case.randn(1, 2, n_k, d), case.randn(1, 2, n_k, d)
-    out, lse = _pair(case.call(student, q, k, v, block_size=block), "tiled_attention(out, lse)")
+    out, lse = _pair(case.call(student, q, k, v, block_size=block), "tiled_attention", "(out, lse)")
     expected_out, _ = reference_attention(q, k, v)
     out = expect_tensor(out, "out", expected_out.shape, q.dtype)
     lse = expect_tensor(lse, "lse", expected_out.shape[:-1], q.dtype)
