@@ -26,7 +26,7 @@ PYTEST_ARGS ?= -n 2 --dist loadscope
 WEEK_OPTIONS = $(foreach week,$(WEEK),--week $(week))
 GRADE_OPTIONS = $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: help lab test release grade feedback demo clean
+.PHONY: help lab test release grade feedback demo throughput clean
 
 help: ## list the targets and their settings (the default target)
 	@echo "usage: make TARGET [SETTING=value ...]"
@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml
 
 lab: $(STAMP) ## open JupyterLab on course/ (PORT=8888, JUPYTER_ARGS="..."); Nbgrader menu: formgrader
 	JUPYTER_CONFIG_PATH=$(CURDIR)/autograder$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
-		jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/course \
+		PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/course \
 		$(if $(PORT),--ServerApp.port=$(PORT)) $(JUPYTER_ARGS)
 
 test: $(STAMP) ## run the test suite: library, graders, release, grading pipeline, notebooks
@@ -60,6 +60,9 @@ feedback: $(STAMP) ## regenerate feedback HTML of graded submissions (WEEK=...)
 
 demo: $(STAMP) ## release, submit and grade a sample class in a temporary folder (WEEK=..., TIMEOUT=...)
 	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(GRADE_OPTIONS)
+
+throughput: $(STAMP) ## grade a sample class of 40 with 1 worker, then JOBS (default 2); print the speedup
+	python -m autograder.throughput $(if $(WEEK),--week $(WEEK)) --jobs $(or $(JOBS),2) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 clean: ## remove build outputs and caches; keeps .venv, submissions, gradebook, feedback, reports
 	rm -rf autograder/source autograder/release .pytest_cache .hypothesis

@@ -6,8 +6,12 @@ nbgrader reads this file when it runs in this folder (the course scripts run it 
 
 import os
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
+
+from autograder.preprocessors import GuardedExecute, JudgeGradeCells, RestoreReleasedCells
 
 c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
 
@@ -18,6 +22,18 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # A graded cell gets 120 s; longer means a hang (a correct notebook runs in at most 60 s in all).
 # The grading scripts also bound each submission's total wall clock (make grade TIMEOUT=...).
 c.Execute.timeout = 120
+# After a timeout the kernel is interrupted; if it has not finished the cell this much later,
+# it ignores interrupts: GuardedExecute shuts it down and marks the remaining cells not run.
+c.Execute.iopub_timeout = 20
+
+# Autograding (autograder/preprocessors.py): the submission is rebuilt on the released notebook,
+# executed by an Execute that survives a dead kernel and bounds outputs, and each graded cell's
+# result is the trusted replay of the grading record its kernel wrote, not the kernel's word.
+c.Autograde.sanitize_preprocessors = [RestoreReleasedCells, ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      OverwriteCells, CheckCellMetadata]
+c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, JudgeGradeCells,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.GuardedExecute.max_output_bytes = 1_000_000  # per cell: text, images, tracebacks
 
 # Student code runs in a sandbox: bubblewrap, no network, nothing of the repository but lcteach,
 # its own folder as the only writable place, as user nobody, with these limits (autograder/sandbox.py).
@@ -26,7 +42,8 @@ c.SandboxedKernelManager.memory_bytes = 4 * 2**30  # address space
 c.SandboxedKernelManager.processes = 64  # processes and threads of the sandbox user
 c.SandboxedKernelManager.cpu_seconds = 300  # CPU time of the kernel in all
 c.SandboxedKernelManager.file_bytes = 64 * 2**20  # largest file it may write
-c.SandboxedKernelManager.scratch_bytes = 256 * 2**20  # its private /tmp
+c.SandboxedKernelManager.scratch_bytes = 256 * 2**20  # its private /tmp, the only place it can write
+c.SandboxedKernelManager.call_seconds = 60  # one graded call of student code
 
 # Feedback shows each test cell as the student received it: the hidden test code (and the
 # hidden seed it passes to the grader) is cut out before the HTML is written.

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +30,8 @@ import nbformat
 import psutil
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
+
+from autograder.preprocessors import METADATA_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ROOT = REPO / "autograder"
@@ -266,6 +269,9 @@ class Result:
     status: str  # "graded", or "failed" when a graded notebook could not be autograded
     reason: str  # what failed, or which graded cells lost points
     seconds: float
+    failed_checks: tuple[str, ...] = ()  # "<part>: <check>" for every failed check (autograder/preprocessors.py)
+    limits: tuple[str, ...] = ()  # sandbox limits hit, timeouts, cells not run
+    findings: tuple[str, ...] = ()  # what tampering.py found in the student's code
 
 
 def collect_downloads(root: Path, week: str) -> bool:
@@ -275,6 +281,45 @@ def collect_downloads(root: Path, week: str) -> bool:
         return False
     nbgrader(root, "zip_collect", week, "--force")
     return True
+
+
+def unmatched_downloads(root: Path, week: str) -> list[str]:
+    """LMS download files (in the archive folder or its zips) that zip_collect will skip, and why."""
+    import zipfile
+
+    from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
+
+    archive = root / "downloaded" / week / "archive"
+    if not archive.is_dir():
+        return []
+    pattern = re.compile(_config_value(root, "FileNameCollectorPlugin.named_regexp")
+                         or FileNameCollectorPlugin.named_regexp.default_value)
+    released = {p.stem for p in (root / "release" / week).glob("*.ipynb")}
+    names = []
+    for path in sorted(archive.rglob("*")):
+        if zipfile.is_zipfile(path):
+            names += [f"{path.name}:{n}" for n in zipfile.ZipFile(path).namelist() if not n.endswith("/")]
+        elif path.is_file():
+            names.append(path.name)
+    skipped = []
+    for name in names:
+        match = pattern.match("/" + name.replace(":", "/"))
+        if match is None:
+            skipped.append(f"{week}: {name}: not an LMS submission file name (<student>_<id>_<id>_<notebook>.ipynb)")
+        elif match.group("file_id") not in released:
+            skipped.append(f"{week}: {name}: {match.group('file_id')}.ipynb is not a notebook of {week} "
+                           f"({', '.join(sorted(released))})")
+    return skipped
+
+
+def _config_value(root: Path, name: str) -> str | None:
+    """A string setting of the course root's nbgrader_config.py, e.g. ``FileNameCollectorPlugin.named_regexp``."""
+    from traitlets.config import PyFileConfigLoader
+
+    config = PyFileConfigLoader(CONFIG, path=str(root)).load_config()
+    section, key = name.split(".")
+    value = config.get(section, {}).get(key)
+    return value if isinstance(value, str) else None
 
 
 def find_submissions(root: Path, weeks: list[str]) -> list[Submission]:
@@ -301,10 +346,22 @@ def grade_submission(root: Path, submission: Submission, timeout: float = DEFAUL
             _zero_notebook(root, submission, name)
             problems.append(f"{name}.ipynb: {problem}")
     score, max_score, lost = _scores(root, submission)
+    failed, limits, findings = _judge_summary(root, submission)
     return Result(
         submission, score, max_score, "failed" if problems else "graded",
-        "; ".join(problems) or ", ".join(lost), time.monotonic() - start,
+        "; ".join(problems) or ", ".join(lost), time.monotonic() - start, failed, limits, findings,
     )
+
+
+def _judge_summary(root: Path, submission: Submission) -> tuple[tuple[str, ...], ...]:
+    """Failed checks, limits hit and findings that the judge wrote into the autograded notebooks."""
+    failed, limits, findings = [], [], []
+    for path in sorted((root / "autograded" / submission.student / submission.week).glob("*.ipynb")):
+        summary = nbformat.read(path, as_version=4).metadata.get(METADATA_KEY, {})
+        failed += [f"{part['part']}: {check}" for part in summary.get("parts", []) for check in part["failed"]]
+        limits += summary.get("limits", [])
+        findings += summary.get("findings", [])
+    return tuple(failed), tuple(dict.fromkeys(limits)), tuple(findings)
 
 
 def _autograde_notebook(root: Path, submission: Submission, name: str, seconds_left: float) -> str | None:
@@ -375,12 +432,58 @@ def export_grades(root: Path) -> Path:
     return target
 
 
+def check_gradebook(root: Path, results: list[Result]) -> list[str]:
+    """Problems found in the gradebook after a batch; an empty list means it is sound.
+
+    SQLite's own integrity check; every graded cell of the release still in the gradebook with
+    its released points; one grade per graded cell of every graded submission, between 0 and
+    its maximum; and the gradebook's total equal to what each submission's result reported.
+    """
+    path = root / "gradebook.db"
+    with sqlite3.connect(path) as connection:
+        problems = [f"sqlite: {row[0]}" for row in connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
+    with gradebook(root) as book:
+        for week in sorted({r.submission.week for r in results}):
+            released = _released_points(root, week)
+            recorded = {(nb.name, cell.name): cell.max_score for nb in book.find_assignment(week).notebooks
+                        for cell in nb.grade_cells}
+            if recorded != released:
+                problems.append(f"{week}: the gradebook's graded cells or points differ from the release")
+        for result in results:
+            student, week = result.submission.student, result.submission.week
+            try:
+                submission = book.find_submission(week, student)
+            except MissingEntry:
+                problems.append(f"{student} {week}: no submission in the gradebook")
+                continue
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    score = grade.score
+                    if not grade.needs_manual_grade and (score is None or not 0 <= score <= grade.max_score):
+                        problems.append(f"{student} {week} {grade.name}: score {score} outside 0..{grade.max_score:g}")
+            if abs(submission.score - result.score) > 1e-9:
+                problems.append(f"{student} {week}: gradebook total {submission.score:g}, reported {result.score:g}")
+    return problems
+
+
+def _released_points(root: Path, week: str) -> dict[tuple[str, str], float]:
+    """(notebook, grade_id) -> points of every graded cell in the released notebooks of ``week``."""
+    return {
+        (path.stem, cell.metadata.nbgrader.grade_id): float(cell.metadata.nbgrader.points)
+        for path in sorted((root / "release" / week).glob("*.ipynb"))
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+    }
+
+
 @dataclass(frozen=True)
 class ClassReport:
     results: list[Result]
     feedback: list[Path]  # feedback HTML files
     grades_csv: Path
     seconds: float
+    gradebook_problems: list[str]  # check_gradebook's findings; empty when the gradebook is sound
+    skipped_files: list[str]  # LMS download files that matched no student or notebook
 
 
 def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, jobs: int = 1) -> ClassReport:
@@ -399,12 +502,13 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
         raise PipelineError("grading starts each kernel's sandbox as root and drops it to the user nobody: "
                             "run it as root, e.g. `sudo make grade` (see the sandbox section of README.md)")
     start = time.monotonic()
-    gradable = []
+    gradable, skipped = [], []
     for week in weeks:
         if not graded_notebooks(root, week):
             print(f"{week} has no notebook with graded cells: nothing to grade")
             continue
         gradable.append(week)
+        skipped += unmatched_downloads(root, week)
         if collect_downloads(root, week):
             print(f"collected LMS downloads of {week} into {root / 'submitted'}")
     submissions = find_submissions(root, gradable)
@@ -422,21 +526,35 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
                   f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)", flush=True)
             results.append(result)
     results.sort(key=lambda r: submissions.index(r.submission))
-    return ClassReport(results, generate_feedback(root, gradable), export_grades(root), time.monotonic() - start)
+    feedback, grades_csv = generate_feedback(root, gradable), export_grades(root)
+    return ClassReport(results, feedback, grades_csv, time.monotonic() - start, check_gradebook(root, results), skipped)
 
 
 def format_report(report: ClassReport) -> str:
-    """The results table (student, week, score/max, status, reason), the feedback files and the CSV."""
-    rows = [("student", "week", "score", "status", "reason")] + [
-        (r.submission.student, r.submission.week, f"{r.score:g}/{r.max_score:g}", r.status, r.reason or "-")
+    """The results table, each student's failed checks, limits and findings, the gradebook check,
+    throughput, the feedback files and the CSV."""
+    rows = [("student", "week", "score", "time", "status", "reason")] + [
+        (r.submission.student, r.submission.week, f"{r.score:g}/{r.max_score:g}", f"{r.seconds:.0f} s", r.status,
+         r.reason or "-")
         for r in report.results
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    table = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    table = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5] for row in rows]
+    details = [
+        f"  {r.submission.student} {r.submission.week}: {label}: {item}"
+        for r in report.results
+        for label, items in (("failed", r.failed_checks), ("limit", r.limits), ("found", r.findings))
+        for item in items
+    ]
     count = len(report.results)
+    problems = report.gradebook_problems
     return "\n".join([
         *table,
+        *(["", "details:", *details] if details else []),
+        *(["", "LMS files skipped:", *(f"  {line}" for line in report.skipped_files)] if report.skipped_files else []),
         "",
+        "gradebook check: " + ("sound" if not problems else f"{len(problems)} problems"),
+        *(f"  {problem}" for problem in problems),
         f"graded {count} submissions in {report.seconds:.0f} s ({60 * count / report.seconds:.1f} per minute)",
         "feedback:",
         *(f"  {path}" for path in report.feedback),

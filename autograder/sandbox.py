@@ -6,7 +6,8 @@ nbgrader executes a submission in a Jupyter kernel. Here that kernel is started 
 - its own network namespace with no interfaces but loopback: no network;
 - a read-only view of the system, the Python installation and the ``lcteach`` package, and
   nothing else of the repository: no ``solutions/``, no gradebook, no other submission;
-- one writable folder, the submission's own (nbgrader's working copy), plus a small /tmp;
+- the submission's folder read-only; the kernel starts in a copy of it under /tmp, a private
+  tmpfs of bounded size, which is the only place it can write;
 - rlimits on address space, processes, CPU time and file size.
 
 The kernel talks to nbgrader over Unix sockets (ZeroMQ's ipc transport) in a private folder,
@@ -27,6 +28,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, Unicode
 
 LCTEACH = Path(__file__).resolve().parent.parent / "lcteach"
+SCRATCH_WORKDIR = "/tmp/submission"  # the kernel's working folder inside the sandbox
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -36,7 +38,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     processes = Integer(64, help="processes and threads the sandbox user may run (RLIMIT_NPROC)").tag(config=True)
     cpu_seconds = Integer(300, help="CPU seconds the kernel may use in all (RLIMIT_CPU)").tag(config=True)
     file_bytes = Integer(64 * 2**20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
-    scratch_bytes = Integer(256 * 2**20, help="size of the kernel's private /tmp").tag(config=True)
+    scratch_bytes = Integer(256 * 2**20, help="size of the kernel's private /tmp, its only writable place").tag(config=True)
+    call_seconds = Integer(60, help="time limit of one graded call of student code (LCTEACH_CALL_TIME_LIMIT)").tag(
+        config=True)
     user = Unicode("nobody", help="the unprivileged user the kernel runs as").tag(config=True)
 
     def __init__(self, **kwargs):
@@ -50,14 +54,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         account = pwd.getpwnam(self.user)
         workdir = Path(kwargs.get("cwd") or os.getcwd()).resolve()
         # The kernel reads its connection file and creates its sockets in the private folder,
-        # and writes in its working folder; both become the sandbox user's.
+        # which becomes the sandbox user's.
         connection = self._private / "connection.json"
         shutil.copyfile(self.connection_file, connection)
         command = [str(connection) if part == self.connection_file else part for part in command]
-        for path in (self._private, connection, workdir, *workdir.rglob("*")):
+        for path in (self._private, connection):
             os.chown(path, account.pw_uid, account.pw_gid)
-        kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib"}
-        return self._sandbox(account, workdir) + command, kwargs
+        kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
+                         # lcteach.grading: put the grading record in each graded cell's result; call limit
+                         "LCTEACH_GRADING_RECORD": "1", "LCTEACH_CALL_TIME_LIMIT": str(self.call_seconds)}
+        # Start in a copy of the submission on the scratch tmpfs: the only writable place.
+        start = ["sh", "-c", f'cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"', str(workdir)]
+        return self._sandbox(account, workdir) + start + command, kwargs
 
     def _sandbox(self, account: pwd.struct_passwd, workdir: Path) -> list[str]:
         prefix = Path(sys.prefix).resolve()
@@ -75,15 +83,16 @@ class SandboxedKernelManager(AsyncKernelManager):
             # ipykernel exits when its parent looks gone; in the pid namespace the pid means nothing.
             "--unsetenv", "JPY_PARENT_PID",
         ]
-        mounts = [*dict.fromkeys(readonly), str(self._private), str(workdir)]
+        readonly.append(str(workdir))
+        mounts = [*dict.fromkeys(readonly), str(self._private)]
         # Folders above the mounts: bubblewrap would create them readable by root alone.
         for folder in sorted({str(a) for m in mounts for a in Path(m).parents if a != Path("/")}, key=len):
             command += ["--perms", "0755", "--dir", folder]
         for path in dict.fromkeys(readonly):
             command += ["--ro-bind", path, path]
         command += [
-            "--bind", str(self._private), str(self._private), "--bind", str(workdir), str(workdir),
-            "--chdir", str(workdir), "--",
+            "--bind", str(self._private), str(self._private),
+            "--chdir", "/tmp", "--",
             "setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--",
             "prlimit", f"--as={self.memory_bytes}", f"--nproc={self.processes}", f"--cpu={self.cpu_seconds}",

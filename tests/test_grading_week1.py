@@ -4,6 +4,7 @@ points with a hint that names them, and delegating to a reference earns nothing.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import re
 
@@ -13,6 +14,7 @@ import torch
 
 import lcteach
 from lcteach.grading import week1 as grade
+from lcteach.grading.core import judge
 from notebook_source import SOLUTIONS, nbgrader_cells, solution_namespace
 
 EXERCISES = SOLUTIONS / "week1_foundations" / "exercises.py"
@@ -29,9 +31,13 @@ STUDENT_NAMES = {  # grade part -> the function the student writes
 
 
 def run(part, fn, capsys, seed=None):
+    """Grade ``fn``, and check that the trusted replay of its grading record agrees check by check."""
     result = part(fn, seed=seed)
     report = capsys.readouterr()
     assert report.err == "", "graders must not write to stderr (nbgrader would score the cell 0)"
+    replayed = judge(json.loads(json.dumps(result.record, allow_nan=False)))
+    assert replayed.outcomes == result.outcomes, report.out
+    assert (replayed.points, replayed.delegated_to) == (result.points, result.delegated_to)
     return result, report.out
 
 

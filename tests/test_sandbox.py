@@ -50,7 +50,9 @@ def probe(tmp_path_factory):
             "('solutions', 'autograder', 'tests', 'course', 'lcteach')])",
             f"try:\n    open(os.path.join({REPO!r}, 'lcteach', 'pwned.py'), 'w'); print('wrote')\n"
             "except OSError as e: print('refused', type(e).__name__)",
-            "open('result.txt', 'w').write('ok'); print('scratch ok')",
+            "open('result.txt', 'w').write('ok'); print('scratch ok', os.getcwd())\n"
+            f"try:\n    open(os.path.join({str(workdir)!r}, 'result.txt'), 'w'); print('wrote the submission')\n"
+            "except OSError as e: print('submission read-only', type(e).__name__)",
             "import lcteach, torch; print(float(lcteach.dense_attention(*(torch.ones(1, 1, 2, 2),) * 3)[0].sum()))",
             "try:\n    block = bytearray(8 * 2**30); print('allocated')\nexcept MemoryError: print('memory limited')",
             "try:\n    open('/tmp/huge', 'wb').write(b'0' * (128 * 2**20)); print('wrote huge')\n"
@@ -60,10 +62,11 @@ def probe(tmp_path_factory):
         listener.close()
 
 
-def test_runs_as_an_unprivileged_user_in_its_own_folder(probe):
+def test_runs_as_an_unprivileged_user_in_a_scratch_copy_of_its_folder(probe):
     workdir, outputs = probe
     assert outputs[0].split() == [str(65534), "mine"]
-    assert outputs[4].strip() == "scratch ok" and (workdir / "result.txt").read_text() == "ok"
+    assert outputs[4].split() == ["scratch", "ok", "/tmp/submission", "submission", "read-only", "OSError"]
+    assert not (workdir / "result.txt").exists()
 
 
 def test_no_network_not_even_the_hosts_loopback(probe):

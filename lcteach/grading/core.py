@@ -6,11 +6,15 @@ runs them and returns a ``PartResult`` whose ``repr`` is the points earned, so a
 notebook cell that ends with ``grade.<part>(fn)`` gives nbgrader its partial credit, while
 the report is printed for the student.
 
-Student code runs under a guard that
+Checks see student code only through ``case.call``, which runs it under a guard that
 - records any call into lcteach's reference implementations or torch's fused attention
   (a part that delegates earns nothing),
 - sends warnings and progress bars to stdout (nbgrader scores a cell with stderr output 0),
-- turns any exception into a failed check, so one broken function costs only its part.
+- turns any exception into a failed check, so one broken function costs only its part,
+and hands the check plain data (``record.py``), never the student's objects. Every result is
+written to the part's grading record. The autograder takes that record out of the kernel and
+``judge`` replays the same checks on it in a trusted process: that replay, not the kernel's
+own report, decides the grade.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import signal
 import sys
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+
+from . import record
 
 PUBLIC_SEED = 0  # seeds the self-check; graded runs pass their own seed from hidden test code
 
@@ -61,6 +68,7 @@ class PartResult:
     outcomes: list[CheckOutcome]
     delegated_to: str | None = None
     graded: bool = False
+    record: dict | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> int:
@@ -79,6 +87,13 @@ class PartResult:
 
     def __float__(self) -> float:
         return self.points
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """The score, and in an autograding kernel (LCTEACH_GRADING_RECORD=1) the grading record."""
+        bundle = {"text/plain": repr(self)}
+        if self.record is not None and os.environ.get("LCTEACH_GRADING_RECORD") == "1":
+            bundle[record.MIMETYPE] = self.record
+        return bundle
 
     def report(self) -> str:
         kind = "graded run" if self.graded else "self-check"
@@ -105,11 +120,16 @@ class PartResult:
 
 @dataclass
 class Case:
-    """What a check gets besides the student's function: a seeded generator and the run's kind."""
+    """What a check gets besides the student's function: a seeded generator, the run's kind, and
+    ``call`` to run student code."""
 
     generator: torch.Generator
     graded: bool
-    guard: StudentGuard = field(repr=False, default=None)
+    session: Recording | Replay = field(repr=False, default=None)
+
+    @property
+    def guard(self) -> StudentGuard | Replay:
+        return self.session.guard
 
     def randint(self, low: int, high: int) -> int:
         """An integer in [low, high], drawn from the case's generator."""
@@ -119,8 +139,13 @@ class Case:
         return torch.randn(*shape, generator=self.generator, dtype=torch.float64).to(dtype)
 
     def call(self, fn: Callable, *args, **kwargs):
-        """Call student code under the guard; an exception becomes a failed check."""
-        return self.guard.call(fn, *args, **kwargs)
+        """Call student code under the guard and return its result as plain data (functions stay
+        functions); an exception becomes a failed check."""
+        return self.session.call(fn, args, kwargs)
+
+    def observe(self, value):
+        """Record what a grader callback saw during student calls (replay returns the recorded value)."""
+        return self.session.observe(value)
 
 
 Check = Callable[[Callable, Case], None]
@@ -136,36 +161,167 @@ def check(name: str, weight: int = 1) -> Callable[[Check], Check]:
     return wrap
 
 
+def make_part(module: str, name: str, points: float, *checks: Check):
+    """The grade function of one part, ``grade.<name>(student, seed=None)``, from its checks."""
+
+    def grade(student, seed: int | None = None) -> PartResult:
+        return grade_part(f"{module}.{name}", points, checks, student, seed)
+
+    grade.__name__ = grade.__qualname__ = name
+    grade.__module__ = module
+    grade.points, grade.checks = points, checks
+    grade.__doc__ = f"Grade the student's ``{name}`` ({points:g} points): " + "; ".join(c.check_name for c in checks)
+    return grade
+
+
 def grade_part(part: str, max_points: float, checks: Sequence[Check], student, seed: int | None) -> PartResult:
-    """Run every check of a part on ``student``, print the report, return the result."""
-    graded = seed is not None
-    guard = StudentGuard()
-    outcomes = []
-    if not callable(student):
-        outcomes = [
-            CheckOutcome(c.check_name, False, f"expected a function, got {type(student).__name__}",
-                         "define the function in the cell above and run that cell", c.check_weight)
-            for c in checks
-        ]
-    else:
-        for index, run_check in enumerate(checks):
-            if guard.delegated_to:
-                outcomes.append(CheckOutcome(run_check.check_name, False, "not run: the function delegates",
-                                             weight=run_check.check_weight))
-                continue
-            generator = torch.Generator().manual_seed((PUBLIC_SEED if seed is None else seed) * 1000 + index)
-            case = Case(generator, graded, guard)
-            try:
-                run_check(student, case)
-            except CheckFailed as failure:
-                outcomes.append(
-                    CheckOutcome(run_check.check_name, False, failure.message, failure.hint, run_check.check_weight)
-                )
-            else:
-                outcomes.append(CheckOutcome(run_check.check_name, True, weight=run_check.check_weight))
-    result = PartResult(part, max_points, outcomes, guard.delegated_to, graded)
+    """Run every check of a part on ``student``, print the report, return the result with its record."""
+    session = Recording(student)
+    kind = None if callable(student) else record.type_name(student)
+    result = _run_checks(part, max_points, checks, session, seed, kind)
+    result.record = {"version": record.VERSION, "part": part, "seed": seed, "not_callable": kind,
+                     "checks": session.checks}
     print(result.report())
     return result
+
+
+def judge(grading_record: dict) -> PartResult:
+    """Replay a part's checks on a grading record; the trusted side of grading.
+
+    Raises record.RecordError when the record is damaged or names no known part.
+    """
+    if type(grading_record) is not dict or grading_record.get("version") != record.VERSION:
+        raise record.RecordError("not a grading record of this lcteach version")
+    part, seed, kind = grading_record.get("part"), grading_record.get("seed"), grading_record.get("not_callable")
+    grade = _find_part(part)
+    if seed is not None and type(seed) is not int or kind is not None and type(kind) is not str:
+        raise record.RecordError("the record's seed or student entry is damaged")
+    checks = grading_record.get("checks")
+    if type(checks) is not list or len(checks) > len(grade.checks) or any(type(c) is not list for c in checks):
+        raise record.RecordError("the record's check list is damaged")
+    return _run_checks(part, grade.points, grade.checks, Replay(checks), seed, kind)
+
+
+def _find_part(part) -> Callable:
+    """The grade function a record names, e.g. ``lcteach.grading.week1.dense_attention``."""
+    import importlib
+
+    module_name, _, name = part.rpartition(".") if type(part) is str else ("", "", "")
+    if not module_name.startswith("lcteach.grading.") or not name.isidentifier():
+        raise record.RecordError(f"the record names no graded part ({part!r})")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise record.RecordError(f"the record names an unknown module {module_name!r}") from None
+    grade = getattr(module, name, None)
+    if grade not in getattr(module, "PARTS", ()):
+        raise record.RecordError(f"the record names an unknown part {part!r}")
+    return grade
+
+
+def _run_checks(part: str, max_points: float, checks: Sequence[Check], session, seed: int | None,
+                not_callable: str | None) -> PartResult:
+    graded = seed is not None
+    outcomes = []
+    for index, run_check in enumerate(checks):
+        name, weight = run_check.check_name, run_check.check_weight
+        if not_callable is not None:
+            outcomes.append(CheckOutcome(name, False, f"expected a function, got {not_callable}",
+                                         "define the function in the cell above and run that cell", weight))
+            continue
+        if session.guard.delegated_to:
+            outcomes.append(CheckOutcome(name, False, "not run: the function delegates", weight=weight))
+            continue
+        generator = torch.Generator().manual_seed((PUBLIC_SEED if seed is None else seed) * 1000 + index)
+        session.start_check()
+        try:
+            run_check(session.student, Case(generator, graded, session))
+            session.end_check()
+        except CheckFailed as failure:
+            outcomes.append(CheckOutcome(name, False, failure.message, failure.hint, weight))
+        except Exception as error:  # noqa: BLE001 - a result the checks did not foresee fails its check only
+            outcomes.append(CheckOutcome(name, False, f"the result could not be checked ({type(error).__name__}: "
+                                         f"{_first_line(error)})", "return the types the exercise asks for", weight))
+        else:
+            outcomes.append(CheckOutcome(name, True, weight=weight))
+    return PartResult(part.rpartition(".")[2], max_points, outcomes, session.guard.delegated_to, graded)
+
+
+class Recording:
+    """Runs a check's student calls under the guard and writes down what each returned or raised."""
+
+    def __init__(self, student: Callable):
+        self.student = student
+        self.guard = StudentGuard()
+        self.checks: list[list[dict]] = []
+
+    def start_check(self) -> None:
+        self.checks.append([])
+
+    def end_check(self) -> None:
+        pass
+
+    def call(self, fn: Callable, args, kwargs):
+        before = self.guard.delegated_to
+        try:
+            value = self.guard.call(fn, *args, **kwargs)
+        except CheckFailed as failure:
+            self._write({"error": failure.message, "hint": failure.hint}, before)
+            raise
+        encoded = record.encode(value)
+        self._write({"result": encoded}, before)
+        return value if callable(value) and type(encoded) is dict and "opaque" in encoded else record.decode(encoded)
+
+    def observe(self, value):
+        self._write({"observed": record.encode(value)}, self.guard.delegated_to)
+        return record.decode(record.encode(value))
+
+    def _write(self, entry: dict, delegated_before: str | None) -> None:
+        if self.guard.delegated_to != delegated_before:
+            entry["delegated_to"] = self.guard.delegated_to
+        self.checks[-1].append(entry)
+
+
+class Replay:
+    """Plays a grading record back to the checks: each student call returns what it returned in the kernel."""
+
+    student = record.OpaqueFunction()
+
+    def __init__(self, checks: list[list[dict]]):
+        self.guard = self  # checks reach the guard through the case: delegation and trusted callbacks
+        self.delegated_to: str | None = None
+        self._checks = iter(checks)
+        self._entries: Iterator[dict] = iter(())
+
+    @staticmethod
+    def trusted(fn: Callable) -> Callable:
+        return fn
+
+    def start_check(self) -> None:
+        self._entries = iter(next(self._checks, []))
+
+    def end_check(self) -> None:
+        if next(self._entries, None) is not None:
+            raise CheckFailed("the grading record holds calls this check does not make",
+                              "grade the notebook as released, without changing the test cells")
+
+    def call(self, fn: Callable, args, kwargs):
+        entry = self._next("result", "error")
+        if "error" in entry:
+            raise CheckFailed(str(entry["error"]), str(entry.get("hint", "")))
+        return record.decode(entry["result"])
+
+    def observe(self, value):
+        return record.decode(self._next("observed")["observed"])
+
+    def _next(self, *kinds: str) -> dict:
+        entry = next(self._entries, None)
+        if type(entry) is not dict or not any(kind in entry for kind in kinds):
+            raise CheckFailed("the grading record ends before this check's calls",
+                              "the kernel stopped or the grader was changed during this check")
+        if entry.get("delegated_to"):
+            self.delegated_to = str(entry["delegated_to"])
+        return entry
 
 
 # ---------------------------------------------------------------- guarding student code
@@ -264,7 +420,8 @@ class StudentGuard:
         except DelegationDetected:
             raise CheckFailed(f"your function calls {self.delegated_to}") from None
         except StudentTimeout:
-            raise CheckFailed(f"your function was still running after {CALL_TIME_LIMIT} s and was stopped",
+            tampered = False  # the alarm may land in the guard's own profile function, which switches it off
+            raise CheckFailed(f"your function was still running after {CALL_TIME_LIMIT:g} s and was stopped",
                               "look for a loop whose condition never becomes false") from None
         except Exception as error:  # noqa: BLE001 - an error in student code fails this check only
             raise CheckFailed(
@@ -292,7 +449,8 @@ class StudentGuard:
         return run
 
 
-CALL_TIME_LIMIT = 60  # seconds one call of student code may run
+# Seconds one call of student code may run; the autograder's sandbox sets it from its config.
+CALL_TIME_LIMIT = float(os.environ.get("LCTEACH_CALL_TIME_LIMIT", 60))
 
 
 def _warning_to_stdout(message, category, filename, lineno, file=None, line=None):

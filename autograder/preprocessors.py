@@ -1,0 +1,257 @@
+"""nbgrader preprocessors that make autograding trustworthy (named in nbgrader_config.py).
+
+Autograde runs, in this order:
+
+1. ``RestoreReleasedCells`` (first of the sanitize steps): the notebook is rebuilt on the
+   released one, so deleted, reordered, re-typed or re-labelled cells cannot change what runs.
+2. ``GuardedExecute`` (nbgrader's Execute): a cell that times out is recorded and the next
+   cells still run; when the kernel dies or ignores the interrupt, the cells after it are
+   marked "not run" instead of the whole notebook being lost; each cell's output is bounded.
+3. ``JudgeGradeCells``: for every graded cell that calls an lcteach grader, the grading
+   record the kernel wrote is replayed in this (trusted) process with
+   ``lcteach.grading.core.judge``; the cell's outputs become that verdict. A notebook whose
+   code tampers with the grader (``tampering.py``) earns 0 for every such cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Integer
+
+from lcteach.grading.core import judge
+from lcteach.grading.record import MIMETYPE, RecordError
+
+from .tampering import inspect_cells
+
+METADATA_KEY = "lcteach"  # notebook metadata: the judge's summary, read by the grading report
+
+
+def _stream(text: str) -> NotebookNode:
+    return nbformat.v4.new_output("stream", name="stdout", text=text)
+
+
+# ---------------------------------------------------------------- 1. restore the released layout
+
+
+class RestoreReleasedCells(NbGraderPreprocessor):
+    """Rebuild a submission on the released notebook.
+
+    The released cells come back in their order, type and metadata. Locked cells (tests,
+    instructions) take the released source; solution cells and other editable cells take the
+    student's source, matched by nbgrader grade_id, else by cell id; a deleted one comes back as
+    released. Cells the student added stay after the cell they followed, as plain cells.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        info = resources["nbgrader"]
+        course = CourseDirectory(config=self.config)
+        path = Path(course.format_path(course.release_directory, ".", info["assignment"])) / f"{info['notebook']}.ipynb"
+        if not path.is_file():
+            self.log.warning("no released notebook at %s: cells are not restored", path)
+            return nb, resources
+        return restore_cells(nb, nbformat.read(path, as_version=4)), resources
+
+
+def _key(cell: NotebookNode) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id")
+
+
+def restore_cells(submitted: NotebookNode, released: NotebookNode) -> NotebookNode:
+    """The released notebook with the student's editable cells filled in (see RestoreReleasedCells)."""
+    keys = {_key(cell): cell for cell in released.cells}
+    answers: dict[str, NotebookNode] = {}
+    extras: dict[str | None, list[NotebookNode]] = {}  # released key they follow -> added cells
+    anchor = None
+    for cell in submitted.cells:
+        key = _key(cell)
+        if key in keys and key not in answers:
+            answers[key], anchor = cell, key
+        else:
+            extras.setdefault(anchor, []).append(cell)
+    cells = [_added(cell, f"added-{i}") for i, cell in enumerate(extras.get(None, []))]
+    for key, original in keys.items():
+        cell = nbformat.from_dict(json.loads(json.dumps(original)))  # a deep copy
+        student = answers.get(key)
+        if student is not None and not utils.is_locked(original) and isinstance(student.get("source"), str):
+            cell.source = student.source
+        cells.append(cell)
+        cells += [_added(extra, f"added-{len(cells)}-{i}") for i, extra in enumerate(extras.get(key, []))]
+    restored = nbformat.v4.new_notebook(cells=cells, metadata=released.metadata)
+    restored.nbformat, restored.nbformat_minor = released.nbformat, released.nbformat_minor
+    return restored
+
+
+def _added(cell: NotebookNode, cell_id: str) -> NotebookNode:
+    """A cell the student added, without any nbgrader role it may claim."""
+    source = cell.get("source", "")
+    source = source if isinstance(source, str) else "".join(map(str, source))
+    kind = cell.get("cell_type") if cell.get("cell_type") in ("code", "markdown", "raw") else "raw"
+    new = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
+           "raw": nbformat.v4.new_raw_cell}[kind](source)
+    new.id = cell_id
+    return new
+
+
+# ---------------------------------------------------------------- 2. execute, surviving the kernel
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute that survives a dead or stuck kernel and bounds each cell's output."""
+
+    max_output_bytes = Integer(1_000_000, help="output a cell may keep (text and display data)").tag(config=True)
+    max_result_bytes = Integer(50_000_000, help="size of a cell's result (the grading record)").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped: str | None = None
+        self._kept: dict[int, int] = {}
+        self._statuses = (resources or {}).setdefault(METADATA_KEY, {}).setdefault("cells", {})
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        if self._stopped:
+            cell.outputs = [_stream(f"not run: {self._stopped}\n")]
+            self._statuses[cell.id] = f"not run: {self._stopped}"
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stopped = f"the kernel died in cell {cell.id} (os._exit, a crash, or the CPU or memory limit)"
+        except CellTimeoutError:
+            self._stopped = (f"cell {cell.id} ran past {self.timeout} s and its kernel did not stop when interrupted; "
+                             "the kernel was shut down")
+        cell.outputs.append(nbformat.v4.new_output("error", ename="KernelStopped", evalue=self._stopped,
+                                                   traceback=[f"KernelStopped: {self._stopped}"]))
+        self._statuses[cell.id] = self._stopped
+        return cell, resources
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        content = kwargs["execute_reply"]["content"]
+        if content.get("status") == "error" and content.get("ename") == "CellTimeoutError":
+            self._statuses[kwargs["cell"].id] = f"timed out after {self.timeout} s and was interrupted"
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(json.dumps(content.get("data") or content.get("text") or content.get("traceback") or ""))
+        if msg["msg_type"] == "execute_result":
+            if size > self.max_result_bytes:
+                return super().output(outs, _replace_content(msg, f"(a result of {size} bytes was dropped)"),
+                                      display_id, cell_index)
+            return super().output(outs, msg, display_id, cell_index)
+        kept = self._kept.get(cell_index, 0)
+        if kept >= self.max_output_bytes:
+            return None
+        self._kept[cell_index] = kept + size
+        if kept + size > self.max_output_bytes:
+            note = f"\n[output truncated: this cell wrote more than {self.max_output_bytes} bytes]\n"
+            outs.append(_stream(note))
+            self._statuses.setdefault(f"output:{cell_index}", "output truncated")
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def _replace_content(msg: dict, text: str) -> dict:
+    return {**msg, "content": {**msg["content"], "data": {"text/plain": text}, "metadata": {}}}
+
+
+# ---------------------------------------------------------------- 3. judge in the trusted process
+
+
+def grader_call(source: str) -> tuple[str, int | None] | None:
+    """(part, seed) of the call ``grade.<part>(fn, seed=N)`` that ends a graded cell, or None."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    last = body[-1] if body else None
+    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+            and isinstance(last.value.func, ast.Attribute) and isinstance(last.value.func.value, ast.Name)
+            and last.value.func.value.id == "grade"):
+        return None
+    seed = next((k.value.value for k in last.value.keywords
+                 if k.arg == "seed" and isinstance(k.value, ast.Constant) and type(k.value.value) is int), None)
+    return last.value.func.attr, seed
+
+
+class JudgeGradeCells(NbGraderPreprocessor):
+    """Replace each lcteach graded cell's outputs with the verdict of the trusted replay."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        statuses = resources.get(METADATA_KEY, {}).get("cells", {})
+        student_cells = [(c.id, c.source) for c in nb.cells if c.cell_type == "code" and not utils.is_locked(c)]
+        findings = inspect_cells(student_cells)
+        tampering = [f for f in findings if f.kind == "tampering"]
+        parts = []
+        for cell in nb.cells:
+            call = grader_call(cell.source) if cell.cell_type == "code" and utils.is_grade(cell) else None
+            if call is None or utils.is_solution(cell):
+                continue
+            points, report, failed = self._verdict(cell, *call, tampering)
+            status = statuses.get(cell.id)
+            if status:
+                report = f"{report}\n  note: this cell {status}"
+            cell.outputs = [_stream(report + "\n"), nbformat.v4.new_output(
+                "execute_result", data={"text/plain": f"{points:g}"}, execution_count=cell.get("execution_count"))]
+            parts.append({"cell": cell.metadata.nbgrader["grade_id"], "part": call[0], "points": points,
+                          "max_points": float(cell.metadata.nbgrader["points"]), "failed": failed, "status": status})
+        nb.metadata[METADATA_KEY] = {
+            "parts": parts,
+            "findings": [str(f) for f in findings],
+            "limits": sorted({s for s in statuses.values()} | set(_limits_hit(nb))),
+        }
+        return nb, resources
+
+    def _verdict(self, cell, part: str, seed: int | None, tampering) -> tuple[float, str, list[str]]:
+        """(points, report, failed checks or reasons) for one graded cell."""
+        if tampering:
+            return 0.0, f"{part}: no credit: the notebook changes the grader ({tampering[0]})", ["tampering"]
+        records = [o for o in cell.get("outputs", []) if MIMETYPE in o.get("data", {})]
+        if len(records) != 1 or records[0].output_type != "execute_result":
+            why = "it wrote none" if not records else "it wrote more than one"
+            return 0.0, f"{part}: no credit: the cell's grading record is missing ({why})", ["no grading record"]
+        try:
+            record = json.loads(json.dumps(records[0].data[MIMETYPE]))  # nbformat's NotebookNode as plain data
+            if not isinstance(record, dict) or str(record.get("part", "")).rpartition(".")[2] != part \
+                    or record.get("seed") != seed:
+                raise RecordError("the record belongs to another part or seed")
+            result = judge(record)
+        except RecordError as error:
+            return 0.0, f"{part}: no credit: the grading record is not valid ({error})", ["invalid grading record"]
+        return result.points, result.report(), [o.name for o in result.outcomes if not o.passed]
+
+
+# Error names and messages that say the sandbox stopped something (see sandbox.py).
+_LIMIT_SIGNS = {
+    "MemoryError": "memory limit",
+    "Cannot allocate memory": "memory limit",
+    "can't allocate memory": "memory limit",
+    "Resource temporarily unavailable": "process limit",
+    "File too large": "file size limit",
+    "No space left on device": "disk space limit",
+    "Read-only file system": "write outside the scratch folder refused",
+    "Permission denied": "access refused",
+    "Network is unreachable": "network refused",
+    "Temporary failure in name resolution": "network refused",
+    "StudentTimeout": "time limit of a graded call",
+    "was still running after": "time limit of a graded call",
+}
+
+
+def _limits_hit(nb: NotebookNode) -> list[str]:
+    text = "\n".join(
+        json.dumps(output.get("traceback") or output.get("text") or output.get("evalue") or "")
+        for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+        if output.output_type in ("error", "stream")
+    )
+    return [limit for sign, limit in _LIMIT_SIGNS.items() if sign in text]
