@@ -18,6 +18,9 @@ c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
 # The course root is this folder wherever nbgrader is started (make lab starts it elsewhere),
 # and wherever the folder is copied (make demo grades a copy).
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+# make grade JOBS=N runs N nbgrader processes on one SQLite gradebook: a writer waits up to
+# 120 s for another's lock instead of SQLite's default 5 s ("database is locked").
+c.CourseDirectory.db_url = f"sqlite:///{os.path.join(c.CourseDirectory.root, 'gradebook.db')}?timeout=120"
 
 # A graded cell gets 120 s; longer means a hang (a correct notebook runs in at most 60 s in all).
 # The grading scripts also bound each submission's total wall clock (make grade TIMEOUT=...).

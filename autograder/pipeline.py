@@ -223,8 +223,9 @@ def gradebook(root: Path) -> Iterator[Gradebook]:
     path = root / "gradebook.db"
     if not path.is_file():
         raise PipelineError(f"no gradebook at {path}: run `make release` first")
-    # course_id "" is nbgrader's default: nbgrader_config.py sets none.
-    with Gradebook(f"sqlite:///{path}", course_id="") as book:
+    # course_id "" is nbgrader's default: nbgrader_config.py sets none. Workers share the file:
+    # wait for another's write lock as nbgrader_config.py's db_url does.
+    with Gradebook(f"sqlite:///{path}?timeout=120", course_id="") as book:
         yield book
 
 

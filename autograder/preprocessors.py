@@ -139,7 +139,8 @@ class GuardedExecute(Execute):
         super().on_cell_executed(**kwargs)
         content = kwargs["execute_reply"]["content"]
         if content.get("status") == "error" and content.get("ename") == "CellTimeoutError":
-            self._statuses[kwargs["cell"].id] = f"timed out after {self.timeout} s and was interrupted"
+            cell_id = kwargs["cell"].id
+            self._statuses[cell_id] = f"cell {cell_id} timed out after {self.timeout} s and was interrupted"
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -156,7 +157,8 @@ class GuardedExecute(Execute):
         if kept + size > self.max_output_bytes:
             note = f"\n[output truncated: this cell wrote more than {self.max_output_bytes} bytes]\n"
             outs.append(_stream(note))
-            self._statuses.setdefault(f"output:{cell_index}", "output truncated")
+            cell_id = self.nb.cells[cell_index].id
+            self._statuses.setdefault(f"output:{cell_id}", f"cell {cell_id}: output truncated at {self.max_output_bytes} bytes")
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -200,7 +202,7 @@ class JudgeGradeCells(NbGraderPreprocessor):
             points, report, failed = self._verdict(cell, *call, tampering)
             status = statuses.get(cell.id)
             if status:
-                report = f"{report}\n  note: this cell {status}"
+                report = f"{report}\n  note: {status}"
             cell.outputs = [_stream(report + "\n"), nbformat.v4.new_output(
                 "execute_result", data={"text/plain": f"{points:g}"}, execution_count=cell.get("execution_count"))]
             parts.append({"cell": cell.metadata.nbgrader["grade_id"], "part": call[0], "points": points,
@@ -218,7 +220,9 @@ class JudgeGradeCells(NbGraderPreprocessor):
             return 0.0, f"{part}: no credit: the notebook changes the grader ({tampering[0]})", ["tampering"]
         records = [o for o in cell.get("outputs", []) if MIMETYPE in o.get("data", {})]
         if len(records) != 1 or records[0].output_type != "execute_result":
-            why = "it wrote none" if not records else "it wrote more than one"
+            errors = [o.ename for o in cell.get("outputs", []) if o.output_type == "error"]
+            why = "it wrote more than one" if records else \
+                f"the cell ended with {errors[-1]}" if errors else "it wrote none"
             return 0.0, f"{part}: no credit: the cell's grading record is missing ({why})", ["no grading record"]
         try:
             record = json.loads(json.dumps(records[0].data[MIMETYPE]))  # nbformat's NotebookNode as plain data

@@ -60,11 +60,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         command = [str(connection) if part == self.connection_file else part for part in command]
         for path in (self._private, connection):
             os.chown(path, account.pw_uid, account.pw_gid)
+        for path in (workdir, *workdir.rglob("*")):  # the sandbox user copies the submission: let it read
+            os.chmod(path, path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
         kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
                          # lcteach.grading: put the grading record in each graded cell's result; call limit
                          "LCTEACH_GRADING_RECORD": "1", "LCTEACH_CALL_TIME_LIMIT": str(self.call_seconds)}
         # Start in a copy of the submission on the scratch tmpfs: the only writable place.
-        start = ["sh", "-c", f'cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"', str(workdir)]
+        start = ["sh", "-c", f'mkdir -p {SCRATCH_WORKDIR}; cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"', str(workdir)]
         return self._sandbox(account, workdir) + start + command, kwargs
 
     def _sandbox(self, account: pwd.struct_passwd, workdir: Path) -> list[str]:
@@ -99,6 +101,19 @@ class SandboxedKernelManager(AsyncKernelManager):
             f"--fsize={self.file_bytes}", "--core=0", "--",
         ]
         return command
+
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt by a message on the control channel: ipykernel then signals itself.
+
+        A SIGINT sent the usual way goes to bubblewrap's process group; the kernel runs in a
+        session of its own inside the sandbox and would never see it.
+        """
+        if not self.has_kernel:
+            return await super()._async_interrupt_kernel()
+        self._connect_control_socket()
+        self.session.send(self._control_socket, self.session.msg("interrupt_request", content={}))
+
+    interrupt_kernel = _async_interrupt_kernel
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

@@ -114,7 +114,7 @@ def test_judge_does_not_trust_what_the_kernel_concluded(capsys):
     failed = {o.name for o in judge(record).outcomes if not o.passed}
     # zero outputs: only the checks of shapes and of the weights' row sums can pass
     assert failed == {c.check_name for c in grade.dense_attention.checks} - {
-        "returns (out, weights) with shapes (B, H, Nq, Dv) and (B, H, Nq, Nk)", "each row of the weights sums to 1"}
+        "returns (out, weights) with shapes (B, H, Nq, Dv) and (B, H, Nq, Nk), finite", "each row of the weights sums to 1"}
 
 
 @pytest.mark.parametrize("change, message", [

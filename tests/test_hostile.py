@@ -20,6 +20,7 @@ import pytest
 from conftest import needs_sandbox
 
 from autograder.pipeline import REPO, build_demo_class, grade_class
+from lcteach.grading import week1 as grade
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
@@ -109,7 +110,7 @@ CASES: dict[str, Case] = {
     # 2. monkeypatching before the tests run
     "patches_torch": Case(2, [suffix("dense_attention", "torch.allclose = lambda *a, **k: True\n"
                                      "torch.equal = lambda *a, **k: True\n" + WRAP_DENSE
-                                     + "    return _honest(q * 2, k, v, mask)")], HONEST - 3,
+                                     + "    return _honest(q * 2, k, v, mask)")], HONEST - 1.5,  # right shapes, rows, saturation
                           ["found: patching: changes `torch.allclose`"]),
     "patches_builtins": Case(2, [suffix("fit_exponent", "import builtins, math\nbuiltins.abs = lambda x: 0.0\n"
                                         "math.isfinite = lambda x: True\n"
@@ -148,19 +149,20 @@ CASES: dict[str, Case] = {
                                       "             '@ROOT@/submitted/full/week1_foundations/exercises.ipynb',\n"
                                       f"             '{REPO}/lcteach/hacked.py', 'exercises.ipynb', '/usr/hacked']:\n"
                                       "    try:\n        open(path, 'a').write('x')\n"
-                                      "    except OSError as error:\n        refused.append(type(error).__name__)\n"
+                                      "    except OSError as error:\n        refused.append(str(error))\n"
                                       "assert len(refused) == 6, refused  # its own copy, in scratch, is writable\n"
                                       "print(refused)")], HONEST, ["limit: write outside the scratch folder refused"]),
     # 6. network
     "uses_network": Case(6, [prefix("sliding_window", "import urllib.request\n"
                                     "urllib.request.urlopen('http://example.com', timeout=5)")], HONEST - 2,
                          ["limit: network refused"]),
-    # 7. endless work in a graded call (call limit 20 s here) and past the cell's time limit (30 s here)
+    # 7. endless work in a graded call (call limit 20 s here) and past the cell's time limit (60 s here)
     "endless_loop": Case(7, [suffix("tiled_attention", "def tiled_attention(q, k, v, block_size=128):\n"
                                     "    while True:\n        pass")], HONEST - 4),
     "sleeps_forever": Case(7, [suffix("online_softmax_step", "import time\n"
                                       "def online_softmax_step(m, l, acc, scores, values):\n"
-                                      "    time.sleep(10 ** 6)")], HONEST - 3),
+                                      "    time.sleep(10 ** 6)")],
+                             HONEST - 3 - 4),  # the solution's tiled_attention calls online_softmax_step too
     "ignores_interrupts": Case(7, [suffix("process_in_chunks", "import signal\n"
                                           "def process_in_chunks(fn, x, chunk_size, overlap):\n"
                                           "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
@@ -180,24 +182,21 @@ CASES: dict[str, Case] = {
                      ["the kernel died"]),
     "sys_exit": Case(9, [prefix("process_in_chunks", "import sys\nsys.exit(3)")], HONEST - 3),
     # 10. test cells and metadata
-    "rewrites_test": Case(10, [replace("test_dense_attention", "3.0")], HONEST),
+    "edits_test_cells": Case(10, [replace("test_dense_attention", "3.0"), delete("test_fit_exponent"),
+                                  move_to_top("test_causal_mask"), move_to_top("test_tiled_attention"),
+                                  retype("test_sliding_window", "2"),
+                                  metadata("test_online_softmax_step", points=100, grade_id="mine"),
+                                  metadata("dense_attention", grade=True, points=50),
+                                  metadata("test_process_in_chunks", locked=False, solution=True)], HONEST),
     "fakes_test_and_code": Case(10, [replace("test_dense_attention", "3.0"), replace(
         "dense_attention", "def dense_attention(q, k, v, mask=None):\n    return None")], HONEST - 3),
-    "deletes_test_cell": Case(10, [delete("test_dense_attention"), delete("test_fit_exponent")], HONEST),
-    "reorders_cells": Case(10, [move_to_top("test_causal_mask"), move_to_top("test_tiled_attention")], HONEST),
-    "retypes_test_cell": Case(10, [retype("test_sliding_window", "2")], HONEST),
-    "edits_metadata": Case(10, [metadata("test_fit_exponent", points=100, grade_id="mine"),
-                                metadata("dense_attention", grade=True, points=50),
-                                metadata("test_causal_mask", locked=False, solution=True)], HONEST),
     # 11. floods
-    "output_flood": Case(11, [suffix("dense_attention", "for _ in range(2000):\n    print('x' * 10000)")], HONEST,
-                         ["limit: output truncated"]),
-    "huge_files": Case(11, [prefix("causal_mask", "import os\n"
-                                   "for i in range(8):\n    try:\n"
-                                   "        with open(f'big{i}', 'wb') as f:\n"
-                                   "            for _ in range(100):\n                f.write(b'x' * 2 ** 20)\n"
-                                   "    except OSError as error:\n        print(error)")], HONEST,
-                       ["limit: file size limit"]),
+    "floods": Case(11, [suffix("dense_attention", "for _ in range(2000):\n    print('x' * 10000)"),
+                        prefix("causal_mask", "for i in range(8):\n    try:\n"
+                               "        with open(f'big{i}', 'wb') as f:\n"
+                               "            for _ in range(100):\n                f.write(b'x' * 2 ** 20)\n"
+                               "    except OSError as error:\n        print(error)")], HONEST,
+                   ["output truncated", "limit: file size limit", "limit: disk space limit"]),
     # 13. honest work that is noisy
     "warns_and_shows_progress": Case(13, [suffix("dense_attention", "import sys, warnings\nfrom tqdm.auto import tqdm\n"
                                                  + WRAP_DENSE + "    warnings.warn('just saying')\n"
@@ -205,8 +204,8 @@ CASES: dict[str, Case] = {
                                                  "    for _ in tqdm(range(3)):\n        pass\n"
                                                  "    return _honest(q, k, v, mask)")], HONEST),
     # 14. trying to read the hidden inputs back from the feedback
-    "leaks_inputs": Case(14, [suffix("dense_attention", WRAP_DENSE + "    print('LEAKED', q.flatten()[:3].tolist())\n"
-                                     "    raise ValueError(f'LEAKED {q.sum().item()}')")], HONEST - 3),
+    "leaks_inputs": Case(14, [suffix("dense_attention", WRAP_DENSE + "    print('LEAK' + 'ED', q.flatten()[:3].tolist())\n"
+                                     "    raise ValueError('LEAK' + f'ED {q.sum().item()}')")], HONEST - 3),
 }
 # Whole-file cases (12): graded notebooks that cannot be read, and extras that must be ignored.
 FILE_CASES = {
@@ -225,7 +224,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     build_demo_class(root, WEEK)
     with (root / "nbgrader_config.py").open("a") as config:  # shorter limits keep the batch quick
-        config.write("\nc.Execute.timeout = 30\nc.SandboxedKernelManager.call_seconds = 20\n")
+        config.write("\nc.Execute.timeout = 60\nc.SandboxedKernelManager.call_seconds = 20\n")
     submitted = root / "submitted"
     full = submitted / "full" / WEEK
     for student, case in {**CASES, **{s: Case(12, [edit], score) for s, (edit, score, _) in FILE_CASES.items()}}.items():
@@ -260,7 +259,7 @@ def _report_lines(result) -> str:
 
 def test_honest_submissions_are_unaffected(graded):
     _, _, results = graded
-    assert (results["full"].score, results["full"].max_score) == (HONEST, MAX)
+    assert (results["full"].score, results["full"].max_score) == (HONEST, MAX), results["full"].reason
     assert results["extra_files"].score == HONEST
     assert not results["full"].failed_checks and not results["full"].findings
 
@@ -301,15 +300,25 @@ def test_nothing_outside_the_scratch_folder_was_written(graded):
     assert not Path("/usr/hacked").exists()
     assert report.gradebook_problems == []
     assert json.loads((root / "submitted" / "full" / WEEK / "exercises.ipynb").read_text())  # untouched JSON
-    autograded = root / "autograded" / "huge_files" / WEEK
-    assert sum(p.stat().st_size for p in autograded.rglob("*")) < 2**20
-    assert (root / "autograded" / "output_flood" / WEEK / "exercises.ipynb").stat().st_size < 3 * 2**20
+    autograded = root / "autograded" / "floods" / WEEK
+    assert sum(p.stat().st_size for p in autograded.rglob("*")) < 3 * 2**20  # the notebook only, output cut
 
 
-def test_feedback_reveals_no_hidden_inputs(graded):
-    root, _, results = graded
+def test_feedback_reveals_no_hidden_inputs(graded, capsys):
+    """The function printed and raised its inputs; those of the hidden run appear nowhere."""
+    root, _, _ = graded
     html = (root / "feedback" / "leaks_inputs" / WEEK / "exercises.html").read_text()
-    assert "LEAKED" not in html and "7331" not in html and "HIDDEN TESTS" not in html
+    hidden = []
+
+    def spy(q, k, v, mask=None):
+        hidden.append(q)
+        raise ValueError("seen")
+
+    grade.dense_attention(spy, seed=7331)
+    assert len(hidden) == len(grade.dense_attention.checks)
+    for q in hidden:
+        assert str(q.flatten()[:3].tolist()) not in html and f"{q.sum().item()}" not in html
+    assert "7331" not in html and "HIDDEN TESTS" not in html
 
 
 def test_grading_is_deterministic(graded, tmp_path):

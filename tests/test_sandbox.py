@@ -15,8 +15,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = needs_sandbox
 
 
-def run_cells(workdir, *cells: str, **limits):
-    """Execute cells in a sandboxed kernel; return each cell's printed text."""
+def run_cells(workdir, *cells: str, timeout: int = 60, **limits):
+    """Execute cells in a sandboxed kernel; return each cell's printed text and error names."""
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -25,8 +25,9 @@ def run_cells(workdir, *cells: str, **limits):
 
     for name, value in limits.items():
         setattr(Manager, name, value)
-    client = NotebookClient(notebook, timeout=60, kernel_name="python3", kernel_manager_class=Manager,
-                            allow_errors=True, resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", kernel_manager_class=Manager,
+                            allow_errors=True, interrupt_on_timeout=True,
+                            resources={"metadata": {"path": str(workdir)}})
     client.execute()
     return ["".join(o.get("text", "") + o.get("ename", "") for o in cell.outputs) for cell in notebook.cells]
 
@@ -99,3 +100,10 @@ def test_a_fork_bomb_is_stopped_and_the_kernel_survives(tmp_path):
 
 def outputs_of(probe, index: int) -> str:
     return probe[1][index].strip()
+
+
+def test_a_cell_past_its_time_is_interrupted_and_the_next_runs(tmp_path):
+    """The interrupt travels as a message: a signal to bubblewrap would not reach the kernel."""
+    outputs = run_cells(tmp_path, "while True:\n    pass", "print('next cell ran')", timeout=5)
+    assert "KeyboardInterrupt" in outputs[0]
+    assert outputs[1].strip() == "next cell ran"

@@ -82,9 +82,12 @@ def _run_attention(student, case: Case, q, k, v, mask=None, compare=True):
     return out, weights
 
 
-@check("returns (out, weights) with shapes (B, H, Nq, Dv) and (B, H, Nq, Nk)")
+@check("returns (out, weights) with shapes (B, H, Nq, Dv) and (B, H, Nq, Nk), finite")
 def _dense_shapes(student, case):
-    _run_attention(student, case, *_random_qkv(case), compare=False)
+    out, weights = _run_attention(student, case, *_random_qkv(case), compare=False)
+    if not (torch.isfinite(out).all() and torch.isfinite(weights).all()):
+        raise CheckFailed("on ordinary random inputs your output contains inf or NaN",
+                          "print the scores, the weights and the output of a small example to see where it starts")
 
 
 @check("matches softmax(q k^T / sqrt(d)) v on random inputs")
