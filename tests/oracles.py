@@ -98,3 +98,81 @@ def reference_attention(q, k, v, mask=None, scale=None):
     if mask is not None:
         scores = scores.masked_fill(~mask, -math.inf)
     return torch.softmax(scores, dim=-1) @ v, torch.logsumexp(scores, dim=-1)
+
+
+# ---------------------------------------------------------------- week 2: sparse patterns
+
+
+def strided_allowed(stride):
+    """Dilated pattern, both directions: keys whose distance to the query is a multiple of stride."""
+    return lambda i, j: (i - j) % stride == 0
+
+
+def symmetric_window_allowed(window):
+    """The documented symmetric window: the query and window // 2 keys on each side."""
+    return lambda i, j: abs(i - j) <= window // 2
+
+
+def global_allowed(positions):
+    """Global tokens see every key and are seen by every query."""
+    positions = set(positions)
+    return lambda i, j: i in positions or j in positions
+
+
+def block_allowed(layout, block_size):
+    """Block-sparse lookup from a nested-list layout; False past the layout's end."""
+    def allowed(i, j):
+        bi, bj = i // block_size, j // block_size
+        return bi < len(layout) and bj < len(layout[0]) and layout[bi][bj]
+    return allowed
+
+
+def sparse_transformer_allowed(stride):
+    """Sparse Transformer strided attention: causal; the last ``stride`` keys or every stride-th key."""
+    return lambda i, j: j <= i and (i - j < stride or (i - j) % stride == 0)
+
+
+def count_pairs(allowed, n_q, n_k=None):
+    """Number of (i, j) with ``allowed(i, j)``, one pair at a time."""
+    n_k = n_q if n_k is None else n_k
+    return sum(1 for i in range(n_q) for j in range(n_k) if allowed(i, j))
+
+
+def bfs_hops(matrix):
+    """Hop counts by breadth-first search from every key: (n, n) nested lists, -1 = unreachable.
+
+    ``matrix[i][j]`` = query i attends key j; in one layer information moves from j to every
+    i with matrix[i][j] and stays where it is (the residual connection).
+    """
+    n = len(matrix)
+    hops = [[-1] * n for _ in range(n)]
+    for key in range(n):
+        hops[key][key] = 0
+        frontier, layer = [key], 0
+        while frontier:
+            layer += 1
+            reached = [i for i in range(n) if hops[i][key] == -1 and any(matrix[i][p] for p in frontier)]
+            for i in reached:
+                hops[i][key] = layer
+            frontier = [i for i in range(n) if hops[i][key] != -1]
+            if not reached:
+                break
+    return hops
+
+
+def loop_topk_attention(q, k, v, top_k, allowed):
+    """Top-k attention one query at a time in float64: the top_k best allowed keys, ties to the
+    earlier key, softmax over those. ``allowed(b, h, i, j)`` for Python ints. Returns out (B, H, Nq, Dv)."""
+    q, k, v = (t.detach().to(F64) for t in (q, k, v))
+    batch, heads, n_q, dim = q.shape
+    out = torch.zeros(batch, heads, n_q, v.shape[-1], dtype=F64)
+    for b, h, i in itertools.product(range(batch), range(heads), range(n_q)):
+        scored = [(float(q[b, h, i] @ k[b, h, j]) / math.sqrt(dim), j) for j in range(k.shape[-2]) if allowed(b, h, i, j)]
+        kept = sorted(scored, key=lambda pair: (-pair[0], pair[1]))[:top_k]
+        if not kept:
+            continue
+        top = max(score for score, _ in kept)
+        weights = {j: math.exp(score - top) for score, j in kept}
+        total = sum(weights.values())
+        out[b, h, i] = sum(w / total * v[b, h, j] for j, w in weights.items())
+    return out
