@@ -119,8 +119,8 @@ class GuardedExecute(Execute):
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
-        if self._stopped:
-            cell.outputs = [_stream(f"not run: {self._stopped}\n")]
+        if self._stopped:  # an error output: nbgrader scores any graded cell with one 0
+            cell.outputs = [_error("NotRun", f"not run: {self._stopped}")]
             self._statuses[cell.id] = f"not run: {self._stopped}"
             return cell, resources
         try:
@@ -130,8 +130,7 @@ class GuardedExecute(Execute):
         except CellTimeoutError:
             self._stopped = (f"cell {cell.id} ran past {self.timeout} s and its kernel did not stop when interrupted; "
                              "the kernel was shut down")
-        cell.outputs.append(nbformat.v4.new_output("error", ename="KernelStopped", evalue=self._stopped,
-                                                   traceback=[f"KernelStopped: {self._stopped}"]))
+        cell.outputs.append(_error("KernelStopped", self._stopped))
         self._statuses[cell.id] = self._stopped
         return cell, resources
 
@@ -161,6 +160,10 @@ class GuardedExecute(Execute):
             self._statuses.setdefault(f"output:{cell_id}", f"cell {cell_id}: output truncated at {self.max_output_bytes} bytes")
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _error(name: str, message: str) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
 
 
 def _replace_content(msg: dict, text: str) -> dict:
