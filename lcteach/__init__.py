@@ -4,7 +4,10 @@ One concept per module; the most used names are re-exported here.
 """
 
 from .attention import dense_attention
+from .banded import banded_attention
+from .block_sparse import block_layout, block_sparse_attention, block_sparse_work
 from .chunking import ChunkedProcessor, Span
+from .flex import flex_block_mask, flex_fallback_reason, flex_sparse_attention
 from .masks import causal_mask, generate_sliding_window, materialize_mask
 from .memory import peak_memory, track_peak_memory
 from .online_softmax import finalize_softmax_state, init_softmax_state, merge_attention, online_softmax_step
@@ -18,6 +21,10 @@ __all__ = [
     "ChunkedProcessor",
     "ScalingReport",
     "Span",
+    "banded_attention",
+    "block_layout",
+    "block_sparse_attention",
+    "block_sparse_work",
     "causal_mask",
     "chunk_explorer",
     "dense_attention",
@@ -25,6 +32,9 @@ __all__ = [
     "diagnose_oom",
     "finalize_softmax_state",
     "fit_exponent",
+    "flex_block_mask",
+    "flex_fallback_reason",
+    "flex_sparse_attention",
     "format_bytes",
     "generate_sliding_window",
     "init_softmax_state",

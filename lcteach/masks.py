@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch.nn.attention.flex_attention import create_mask
 
-from ._validation import check_positive_int
+from ._validation import check_mask_mod, check_positive_int
 
 MaskMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -54,8 +54,7 @@ def materialize_mask(
     Returns a bool tensor (batch or 1, heads or 1, q_len, kv_len). Memory O(q_len * kv_len):
     for pictures and small checks; kernels evaluate the mask tile by tile instead.
     """
-    if not callable(mask_mod):
-        raise TypeError(f"mask_mod must be callable, got {type(mask_mod).__name__}")
+    check_mask_mod(mask_mod)
     check_positive_int("q_len", q_len)
     kv_len = q_len if kv_len is None else check_positive_int("kv_len", kv_len)
     return create_mask(mask_mod, batch, heads, q_len, kv_len, device=device)

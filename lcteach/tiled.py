@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ._validation import check_positive_int, check_qkv
+from ._validation import check_batch_heads, check_positive_int, check_qkv
 from .masks import MaskMod
 from .online_softmax import finalize_softmax_state, init_softmax_state, online_softmax_step
 
@@ -47,8 +47,8 @@ def tiled_attention(
     check_qkv(q, k, v)
     check_positive_int("block_q", block_q)
     check_positive_int("block_k", block_k)
-    if mask_mod is not None and q.dim() != 4:
-        raise ValueError(f"mask_mod needs (B, H, N, D) inputs, got q of shape {tuple(q.shape)}")
+    if mask_mod is not None:
+        check_batch_heads(q, "mask_mod")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     return _TiledAttention.apply(q, k, v, block_q, block_k, causal, mask_mod, scale)
 
