@@ -62,8 +62,8 @@ def block_sparse_attention(
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     b, h, qi, kj = grid.to(q.device).nonzero(as_tuple=True)  # the A active blocks
     q_blocks, k_blocks, v_blocks = (_blocks(t, block_size) for t in (q, k, v))  # (B, H, blocks, s, dim)
-    scores = (q_blocks[b, h, qi] @ k_blocks[b, h, kj].transpose(-2, -1)) * scale  # (A, s, s)
-    scores = scores.masked_fill(~_allowed(b, h, qi, kj, block_size, n_q, n_k, mask_mod), float("-inf"))
+    scores = (q_blocks[b, h, qi] @ k_blocks[b, h, kj].transpose(-2, -1)).mul_(scale)  # (A, s, s)
+    scores.masked_fill_(~_allowed(b, h, qi, kj, block_size, n_q, n_k, mask_mod), float("-inf"))
     # Softmax across all blocks of a query row: every row of a query block shares one segment id.
     segment = (b * heads + h) * grid.shape[-2] + qi  # (A,)
     rows = (batch * heads * grid.shape[-2], block_size)
@@ -71,7 +71,8 @@ def block_sparse_attention(
         row_max = scores.new_full(rows, float("-inf"))
         row_max = row_max.scatter_reduce(0, segment[:, None].expand(-1, block_size), scores.amax(dim=-1), "amax")
         row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    weights = torch.exp(scores - row_max[segment, :, None])  # masked pairs: exp(-inf) = 0
+    # In place, as every step since the product: one (A, s, s) buffer. Masked pairs: exp(-inf) = 0.
+    weights = scores.sub_(row_max[segment, :, None]).exp_()
     total = scores.new_zeros(rows).index_add(0, segment, weights.sum(dim=-1))
     summed = scores.new_zeros((*rows, v.shape[-1])).index_add(0, segment, weights @ v_blocks[b, h, kj])
     out = summed / torch.where(total > 0, total, torch.ones_like(total))[..., None]  # empty rows stay 0
