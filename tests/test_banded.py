@@ -24,22 +24,26 @@ def sdpa_window(q, k, v, window, scale=None):
 @given(
     n=st.integers(1, 40),
     window=st.integers(1, 50),
+    block_size=st.none() | st.integers(1, 60),
     batch=st.integers(1, 2),
     heads=st.integers(1, 3),
     dim_v=st.integers(1, 5),
     seed=st.integers(0, 2**16),
 )
-def test_matches_masked_sdpa(n, window, batch, heads, dim_v, seed):
+def test_matches_masked_sdpa(n, window, block_size, batch, heads, dim_v, seed):
     q, k, v = random_qkv(batch, heads, n, 4, dim_v=dim_v, seed=seed)
-    torch.testing.assert_close(banded_attention(q, k, v, window), sdpa_window(q, k, v, window), **TIGHT)
+    out = banded_attention(q, k, v, window, block_size=block_size)
+    torch.testing.assert_close(out, sdpa_window(q, k, v, window), **TIGHT)
 
 
-@pytest.mark.parametrize(("n", "window"), [(12, 1), (12, 4), (13, 4), (12, 5), (12, 12), (12, 100)])
-def test_matches_loop_oracle(n, window):
+@pytest.mark.parametrize(
+    ("n", "window", "block_size"), [(12, 1, None), (12, 4, None), (13, 4, 3), (12, 5, 1), (12, 12, 5), (12, 100, 7)]
+)
+def test_matches_loop_oracle(n, window, block_size):
     """Independent of create_mask: query i sees keys i - window < j <= i, itself included."""
     q, k, v = random_qkv(2, 1, n, 3, dim_v=2)
     expected, _ = loop_attention(q, k, v, grid_mask(window_allowed(window), n))
-    torch.testing.assert_close(banded_attention(q, k, v, window), expected, **TIGHT)
+    torch.testing.assert_close(banded_attention(q, k, v, window, block_size=block_size), expected, **TIGHT)
 
 
 def test_window_one_returns_the_values():
@@ -73,19 +77,24 @@ def test_cuda_matches_cpu():
 
 
 @FAST
-@given(n=st.integers(1, 20), window=st.integers(1, 25), seed=st.integers(0, 2**16))
-def test_gradients_match_sdpa(n, window, seed):
+@given(
+    n=st.integers(1, 20),
+    window=st.integers(1, 25),
+    block_size=st.none() | st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_gradients_match_sdpa(n, window, block_size, seed):
     q, k, v = random_qkv(2, 2, n, 3, dim_v=4, seed=seed, requires_grad=True)
-    ours = output_gradients(lambda *a: banded_attention(*a, window), q, k, v, seed)
+    ours = output_gradients(lambda *a: banded_attention(*a, window, block_size=block_size), q, k, v, seed)
     expected = output_gradients(lambda *a: sdpa_window(*a, window), q, k, v, seed)
     for got, want in zip(ours, expected):
         torch.testing.assert_close(got, want, **TIGHT)
 
 
-@pytest.mark.parametrize(("n", "window"), [(7, 3), (6, 2), (4, 9)])
-def test_gradcheck(n, window):
+@pytest.mark.parametrize(("n", "window", "block_size"), [(7, 3, None), (6, 2, 1), (4, 9, None), (9, 4, 3)])
+def test_gradcheck(n, window, block_size):
     q, k, v = random_qkv(1, 2, n, 3, dim_v=2, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *a: banded_attention(*a, window), (q, k, v))
+    assert torch.autograd.gradcheck(lambda *a: banded_attention(*a, window, block_size=block_size), (q, k, v))
 
 
 def forward_peak(n, window=64):
@@ -112,10 +121,12 @@ def test_memory_grows_with_the_window_not_n():
 
 
 @pytest.mark.parametrize("window", [0, -3, 2.5, True, "4"])
-def test_bad_window_raises(window):
+def test_bad_window_or_block_size_raises(window):
     q, k, v = random_qkv(1, 1, 8, 4)
     with pytest.raises(ValueError, match="window"):
         banded_attention(q, k, v, window)
+    with pytest.raises(ValueError, match="block_size"):
+        banded_attention(q, k, v, 3, block_size=window)
 
 
 def test_bad_inputs_raise():
