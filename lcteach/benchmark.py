@@ -15,7 +15,8 @@ keys i - window + 1 .. i) is computed by
   same cached BlockMask).
 
 Each method's time is the median of at least ``--repeats`` runs after a warm-up (fast
-calls are repeated for about half a second, up to 50 times); its peak memory
+calls are repeated for about half a second, up to 50 times), timed in rounds of one call
+per method so that the load of other processes hits all methods alike; its peak memory
 is what lcteach.track_peak_memory sees the call allocate (on CUDA:
 torch.cuda.max_memory_allocated) plus the mask, layout or BlockMask it reads, which is
 built once per n beforehand ("prep"). The inputs themselves are not counted. A method is
@@ -169,11 +170,17 @@ def run_benchmark(ns: Sequence[int], settings: Settings) -> list[Measurement]:
     for n in ns:
         shape = (1, settings.heads, n, settings.dim)
         q, k, v = (torch.randn(shape, generator=generator, dtype=settings.dtype).to(settings.device) for _ in range(3))
+        skipped = {m.name: _skip_reason(m, n, last.get(m.name), settings, (q, k, v)) for m in methods}
+        ready = {m.name: _prepare(m, n, q, k, v, settings) for m in methods if not skipped[m.name]}
+        print(f"n={n:>6}  timing {len(ready)} methods", flush=True)
+        seconds = _time_interleaved({name: p.run for name, p in ready.items()}, settings.repeats)
         for method in methods:
-            reason = _skip_reason(method, n, last.get(method.name), settings, (q, k, v))
-            result = Measurement(method.name, n, note=reason) if reason else _measure(method, n, q, k, v, settings)
-            if result.seconds is not None:
+            if method.name in ready:
+                p = ready[method.name]
+                result = Measurement(method.name, n, seconds[method.name], p.peak_bytes, p.prep_seconds, p.note)
                 last[method.name] = (n, result.seconds)
+            else:
+                result = Measurement(method.name, n, note=skipped[method.name])
             results.append(result)
             print(f"n={n:>6}  {method.name:<24} {_describe(result)}", flush=True)
     return results
@@ -193,36 +200,61 @@ def _skip_reason(method: Method, n: int, previous: tuple[int, float] | None, set
     return ""
 
 
-def _measure(method: Method, n: int, q, k, v, settings: Settings) -> Measurement:
+@dataclass(frozen=True)
+class _Prepared:
+    """A method ready to time at one n: its call, prep seconds, peak bytes and notes."""
+
+    run: Callable[[], None]
+    prep_seconds: float | None
+    peak_bytes: int | None
+    note: str
+
+
+def _prepare(method: Method, n: int, q, k, v, settings: Settings) -> _Prepared:
+    """Build the method's state for n, warm it up and measure its peak memory."""
     start = time.perf_counter()
     state = method.prepare(n) if method.prepare else None
     prep = time.perf_counter() - start if method.prepare else None
     device = settings.device
 
     def run():
-        method.call(q, k, v, state)
+        with torch.no_grad():
+            method.call(q, k, v, state)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    fallback = flex_fallback_reason(q, k, v) if method.flex else None
+    compiled = method.flex and fallback is None
+    if compiled or device.type == "cuda":
+        run()  # warm-up: compiles, initialises CUDA libraries
+    peak = _peak_bytes(run, device, trackable=not compiled)  # on CPU also the warm-up
     notes = []
-    with torch.no_grad():
-        fallback = flex_fallback_reason(q, k, v) if method.flex else None
-        compiled = method.flex and fallback is None
-        if compiled or device.type == "cuda":
-            run()  # warm-up: compiles, initialises CUDA libraries
-        peak = _peak_bytes(run, device, trackable=not compiled)  # on CPU also the warm-up
-        seconds: list[float] = []
-        while len(seconds) < settings.repeats or (len(seconds) < _MAX_RUNS and sum(seconds) < _TIMED_SECONDS):
-            start = time.perf_counter()
-            run()
-            seconds.append(time.perf_counter() - start)
     if peak is None:
         notes.append("memory n/a: compiled code allocates outside the tracker")
     else:
         peak += _nbytes(state)
     if fallback:
         notes.append(f"ran lcteach's fallback: {fallback}")
-    return Measurement(method.name, n, statistics.median(seconds), peak, prep, "; ".join(notes))
+    return _Prepared(run, prep, peak, "; ".join(notes))
+
+
+def _time_interleaved(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each run, timed in rounds of one call each.
+
+    Rounds spread a change in the machine's load (other processes) over all methods alike.
+    Every run gets at least ``repeats`` calls; fast ones more, up to _TIMED_SECONDS in all.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+
+    def wants_more(times: list[float]) -> bool:
+        return len(times) < repeats or (len(times) < _MAX_RUNS and sum(times) < _TIMED_SECONDS)
+
+    while pending := [name for name, times in seconds.items() if wants_more(times)]:
+        for name in pending:
+            start = time.perf_counter()
+            runs[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in seconds.items()}
 
 
 def _peak_bytes(run: Callable[[], None], device: torch.device, trackable: bool) -> int | None:
