@@ -9,11 +9,12 @@ does on CPU (checked with torch 2.13.0):
   compiler such as g++) for float32, float16 and bfloat16; float64 is refused;
 - it has no backward pass on CPU;
 - the first call for a new mask_mod (its code, not its captured values: every
-  generate_sliding_window(w) shares one kernel), head count or block size compiles for
-  several seconds; later calls take milliseconds. Other sequence lengths reuse the kernel
-  (``dynamic=True``);
+  generate_sliding_window(w) shares one kernel), head count, head dimension, block size
+  or ``scale`` value compiles for several seconds; later calls take milliseconds. Other
+  sequence lengths reuse the kernel (``dynamic=True``), except that Nq != Nk and very
+  short sequences (one block, one position) compile once more each;
 - plain ``create_block_mask`` builds the whole (Nq, Nk) bool mask first (2.5 GiB of
-  temporaries at n = 16384, 40 GiB at 65536); compiled, it never does.
+  temporaries measured at n = 16384, so about 40 GiB at 65536); compiled, it never does.
 
 ``flex_sparse_attention`` therefore uses the compiled kernel where it can and otherwise
 computes the same attention with ``lcteach.block_sparse_attention`` on the mask's block
