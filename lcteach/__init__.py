@@ -4,6 +4,8 @@ One concept per module; the most used names are re-exported here.
 """
 
 from .attention import dense_attention
+from .banded import banded_attention
+from .block_sparse import block_layout, block_sparse_attention, block_sparse_work
 from .chunking import ChunkedProcessor, Span
 from .complexity import (
     AttentionCost,
@@ -19,6 +21,7 @@ from .complexity import (
     sliding_window_cost,
     strided_cost,
 )
+from .flex import flex_block_mask, flex_fallback_reason, flex_sparse_attention
 from .masks import causal_mask, generate_sliding_window, materialize_mask
 from .memory import peak_memory, track_peak_memory
 from .online_softmax import finalize_softmax_state, init_softmax_state, merge_attention, online_softmax_step
@@ -52,7 +55,11 @@ __all__ = [
     "PatternCost",
     "ScalingReport",
     "Span",
+    "banded_attention",
     "bigbird_cost",
+    "block_layout",
+    "block_sparse_attention",
+    "block_sparse_work",
     "causal_mask",
     "chunk_explorer",
     "complexity_table",
@@ -64,6 +71,9 @@ __all__ = [
     "evaluate_rows",
     "finalize_softmax_state",
     "fit_exponent",
+    "flex_block_mask",
+    "flex_fallback_reason",
+    "flex_sparse_attention",
     "format_bytes",
     "format_complexity_table",
     "generate_bigbird",

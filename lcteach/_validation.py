@@ -71,6 +71,12 @@ def check_mask_mod(mask_mod, q: torch.Tensor | None = None) -> None:
         raise ValueError(f"mask_mod needs (B, H, N, D) inputs, got q of shape {tuple(q.shape)}")
 
 
+def check_batch_heads(q: torch.Tensor, what: str) -> None:
+    """Raise ValueError unless q has the (B, H, N, D) layout that ``what`` needs."""
+    if q.dim() != 4:
+        raise ValueError(f"{what} needs (B, H, N, D) inputs, got q of shape {tuple(q.shape)}")
+
+
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     """Check that q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv) fit together."""
     for name, t in (("q", q), ("k", k), ("v", v)):

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 # Grading runs student code in a bubblewrap sandbox that starts as root (autograder/sandbox.py).
 # Elsewhere the tests that grade are skipped with this reason; CI (CI=true) always runs them.
@@ -12,6 +13,8 @@ needs_sandbox = pytest.mark.skipif(
     (shutil.which("bwrap") is None or os.geteuid() != 0) and not os.environ.get("CI"),
     reason="grading needs bubblewrap and root (apt-get install bubblewrap; sudo make test); CI runs these tests",
 )
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 TINY_EXERCISES = '''\
 # %% [markdown]

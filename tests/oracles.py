@@ -88,6 +88,13 @@ def loop_attention(q, k, v, mask=None, scale=None):
     return out, lse
 
 
+def output_gradients(fn, q, k, v, seed):
+    """d/d(q, k, v) of a seeded random linear function of the tensor ``fn(q, k, v)``."""
+    out = fn(q, k, v)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return torch.autograd.grad((out * weights).sum(), (q, k, v))
+
+
 def reference_attention(q, k, v, mask=None, scale=None):
     """Differentiable dense attention via torch.softmax / torch.logsumexp: (out, lse).
 

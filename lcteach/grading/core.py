@@ -354,7 +354,8 @@ def _code_objects(obj, seen: set) -> Iterable[types.CodeType]:
 
 
 # Modules whose use is allowed in graded functions: tools, not answers.
-_ALLOWED_MODULES = ("lcteach.grading", "lcteach.plots", "lcteach.widgets", "lcteach.memory", "lcteach._validation")
+_ALLOWED_MODULES = ("lcteach.grading", "lcteach.plots", "lcteach.widgets", "lcteach.memory", "lcteach._validation",
+                    "lcteach.benchmark")
 
 
 @functools.cache
