@@ -26,13 +26,13 @@ PYTEST_ARGS ?= -n 2 --dist loadscope
 WEEK_OPTIONS = $(foreach week,$(WEEK),--week $(week))
 GRADE_OPTIONS = $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: help lab test release grade feedback demo throughput clean
+.PHONY: help lab test release grade feedback demo bench throughput clean
 
 help: ## list the targets and their settings (the default target)
 	@echo "usage: make TARGET [SETTING=value ...]"
 	@echo "targets:"
-	@sed -nE 's/^([a-z]+):.*## (.*)$$/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
-	@echo "settings: PORT, JUPYTER_ARGS (lab); WEEK, TIMEOUT, JOBS (grade, feedback, demo); PYTEST_ARGS (test)"
+	@sed -nE 's/^([a-z]+):.*## (.*)$$/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 14
+	@echo "settings: PORT, JUPYTER_ARGS (lab); WEEK, TIMEOUT, JOBS (grade, feedback, demo, throughput); PYTEST_ARGS (test); BENCH_ARGS (bench)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -60,6 +60,9 @@ feedback: $(STAMP) ## regenerate feedback HTML of graded submissions (WEEK=...)
 
 demo: $(STAMP) ## release, submit and grade a sample class in a temporary folder (WEEK=..., TIMEOUT=...)
 	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(GRADE_OPTIONS)
+
+bench: $(STAMP) ## time and measure the attention kernels vs SDPA into build/bench/ (BENCH_ARGS="--ns 1024,2048 --device cuda")
+	python -m lcteach.benchmark --out build/bench $(BENCH_ARGS)
 
 throughput: $(STAMP) ## grade a sample class of 40 with 1 worker, then JOBS (default 2); print the speedup
 	python -m autograder.throughput $(if $(WEEK),--week $(WEEK)) --jobs $(or $(JOBS),2) $(if $(TIMEOUT),--timeout $(TIMEOUT))
