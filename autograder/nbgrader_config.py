@@ -39,7 +39,7 @@ c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetad
 c.GuardedExecute.max_output_bytes = 1_000_000  # per cell: text, images, tracebacks
 
 # Student code runs in a sandbox: bubblewrap, no network, nothing of the repository but lcteach,
-# its own folder as the only writable place, as user nobody, with these limits (autograder/sandbox.py).
+# a scratch copy of its folder as the only writable place, as a uid of its own, with these limits (autograder/sandbox.py).
 c.Execute.kernel_manager_class = "autograder.sandbox.SandboxedKernelManager"
 c.SandboxedKernelManager.memory_bytes = 4 * 2**30  # address space
 c.SandboxedKernelManager.processes = 64  # processes and threads of the sandbox user

@@ -500,7 +500,7 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
         raise PipelineError("grading runs each submission in a bubblewrap sandbox, and bwrap is not installed: "
                             "`sudo apt-get install bubblewrap` (see the sandbox section of README.md)")
     if os.geteuid() != 0:
-        raise PipelineError("grading starts each kernel's sandbox as root and drops it to the user nobody: "
+        raise PipelineError("grading starts each kernel's sandbox as root and drops it to an unprivileged uid: "
                             "run it as root, e.g. `sudo make grade` (see the sandbox section of README.md)")
     start = time.monotonic()
     gradable, skipped = [], []

@@ -1,7 +1,7 @@
 """The sandbox that autograding kernels run in.
 
 nbgrader executes a submission in a Jupyter kernel. Here that kernel is started by
-``SandboxedKernelManager`` inside bubblewrap, as the unprivileged user ``nobody``:
+``SandboxedKernelManager`` inside bubblewrap, as an unprivileged uid of its own (no account):
 
 - its own network namespace with no interfaces but loopback: no network;
 - a read-only view of the system, the Python installation and the ``lcteach`` package, and
@@ -18,7 +18,7 @@ since TCP on the host's loopback is out of its reach. Limits are traits, set in
 from __future__ import annotations
 
 import os
-import pwd
+import grp
 import shutil
 import sys
 import tempfile
@@ -41,7 +41,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     scratch_bytes = Integer(256 * 2**20, help="size of the kernel's private /tmp, its only writable place").tag(config=True)
     call_seconds = Integer(60, help="time limit of one graded call of student code (LCTEACH_CALL_TIME_LIMIT)").tag(
         config=True)
-    user = Unicode("nobody", help="the unprivileged user the kernel runs as").tag(config=True)
+    uid_base = Integer(100_000_000, help="kernels run as uid uid_base + the grading process's pid: a uid of "
+                       "their own, so that the process limit (per uid) of one submission cannot starve "
+                       "another graded beside it; no account with such a uid may exist").tag(config=True)
+    group = Unicode("nogroup", help="the unprivileged group the kernel runs as").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -51,7 +54,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_pre_start_kernel(self, **kwargs):
         command, kwargs = await super()._async_pre_start_kernel(**kwargs)
-        account = pwd.getpwnam(self.user)
+        uid, gid = self.uid_base + os.getpid(), grp.getgrnam(self.group).gr_gid
         workdir = Path(kwargs.get("cwd") or os.getcwd()).resolve()
         # The kernel reads its connection file and creates its sockets in the private folder,
         # which becomes the sandbox user's.
@@ -59,7 +62,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         shutil.copyfile(self.connection_file, connection)
         command = [str(connection) if part == self.connection_file else part for part in command]
         for path in (self._private, connection):
-            os.chown(path, account.pw_uid, account.pw_gid)
+            os.chown(path, uid, gid)
         for path in (workdir, *workdir.rglob("*")):  # the sandbox user copies the submission: let it read
             os.chmod(path, path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
         kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
@@ -67,9 +70,9 @@ class SandboxedKernelManager(AsyncKernelManager):
                          "LCTEACH_GRADING_RECORD": "1", "LCTEACH_CALL_TIME_LIMIT": str(self.call_seconds)}
         # Start in a copy of the submission on the scratch tmpfs: the only writable place.
         start = ["sh", "-c", f'mkdir -p {SCRATCH_WORKDIR}; cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"', str(workdir)]
-        return self._sandbox(account, workdir) + start + command, kwargs
+        return self._sandbox(uid, gid, workdir) + start + command, kwargs
 
-    def _sandbox(self, account: pwd.struct_passwd, workdir: Path) -> list[str]:
+    def _sandbox(self, uid: int, gid: int, workdir: Path) -> list[str]:
         prefix = Path(sys.prefix).resolve()
         base = Path(sys.base_prefix).resolve()
         readonly = ["/usr", "/etc", str(base), str(prefix), str(LCTEACH)]
@@ -95,7 +98,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         command += [
             "--bind", str(self._private), str(self._private),
             "--chdir", "/tmp", "--",
-            "setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
+            "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--",
             "prlimit", f"--as={self.memory_bytes}", f"--nproc={self.processes}", f"--cpu={self.cpu_seconds}",
             f"--fsize={self.file_bytes}", "--core=0", "--",
