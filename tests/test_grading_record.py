@@ -139,3 +139,23 @@ def test_a_truncated_or_padded_record_fails_its_checks(capsys):
     outcomes = judge(record).outcomes
     assert "ends before" in outcomes[0].message and "does not make" in outcomes[1].message
     assert outcomes[2].passed
+
+
+def test_one_stuck_call_stops_the_part_and_replays_the_same(monkeypatch, capsys):
+    """After a call runs out of time the part's other checks are not run, so a stuck function
+    costs one call limit per grade and the cell stays within its own time limit."""
+    import time
+
+    from lcteach.grading import core
+
+    monkeypatch.setattr(core, "CALL_TIME_LIMIT", 0.5)
+
+    def stuck(q, k, v, block_size=128):
+        while True:
+            pass
+
+    start = time.monotonic()
+    result = grade.tiled_attention(stuck, seed=3)
+    assert time.monotonic() - start < 5
+    assert "ran out of time" in result.outcomes[-1].message and result.points == 0
+    assert judge(json.loads(json.dumps(result.record))).outcomes == result.outcomes

@@ -232,6 +232,9 @@ def _run_checks(part: str, max_points: float, checks: Sequence[Check], session, 
         if session.guard.delegated_to:
             outcomes.append(CheckOutcome(name, False, "not run: the function delegates", weight=weight))
             continue
+        if session.guard.timed_out:  # one stuck call per grade: the cell stays within its own time limit
+            outcomes.append(CheckOutcome(name, False, "not run: an earlier call ran out of time", weight=weight))
+            continue
         generator = torch.Generator().manual_seed((PUBLIC_SEED if seed is None else seed) * 1000 + index)
         session.start_check()
         try:
@@ -279,6 +282,8 @@ class Recording:
     def _write(self, entry: dict, delegated_before: str | None) -> None:
         if self.guard.delegated_to != delegated_before:
             entry["delegated_to"] = self.guard.delegated_to
+        if self.guard.timed_out:
+            entry["timed_out"] = True
         self.checks[-1].append(entry)
 
 
@@ -290,6 +295,7 @@ class Replay:
     def __init__(self, checks: list[list[dict]]):
         self.guard = self  # checks reach the guard through the case: delegation and trusted callbacks
         self.delegated_to: str | None = None
+        self.timed_out = False
         self._checks = iter(checks)
         self._entries: Iterator[dict] = iter(())
 
@@ -321,6 +327,7 @@ class Replay:
                               "the kernel stopped or the grader was changed during this check")
         if entry.get("delegated_to"):
             self.delegated_to = str(entry["delegated_to"])
+        self.timed_out = self.timed_out or entry.get("timed_out") is True
         return entry
 
 
@@ -390,6 +397,7 @@ class StudentGuard:
 
     def __init__(self):
         self.delegated_to: str | None = None
+        self.timed_out = False
 
     def _profile(self, frame, event, arg):
         codes, builtins = _forbidden()
@@ -422,6 +430,7 @@ class StudentGuard:
             raise CheckFailed(f"your function calls {self.delegated_to}") from None
         except StudentTimeout:
             tampered = False  # the alarm may land in the guard's own profile function, which switches it off
+            self.timed_out = True
             raise CheckFailed(f"your function was still running after {CALL_TIME_LIMIT:g} s and was stopped",
                               "look for a loop whose condition never becomes false") from None
         except Exception as error:  # noqa: BLE001 - an error in student code fails this check only
