@@ -29,13 +29,17 @@ COMBINE = {"and": and_masks, "or": or_masks}
 _UNREACHED = "#e2e8f0"
 
 
+def _name(pattern) -> str:
+    return getattr(pattern, "__name__", "mask_mod")
+
+
 def _cost(mask_mod: MaskMod, n: int, head_dim: int) -> PatternCost:
     allowed = int(materialize_mask(mask_mod, n)[0, 0].sum())
     return PatternCost(allowed, n * n, head_dim)
 
 
 def _cost_line(cost: PatternCost) -> str:
-    return f"density {cost.density:.1%}, {cost.flops:.3g} of {cost.dense_flops:.3g} FLOPs ({cost.savings:.0%} saved vs dense)"
+    return f"density {cost.density:.1%} of pairs\nFLOPs {cost.flops:.3g} vs {cost.dense_flops:.3g} dense: {cost.savings:.0%} saved vs dense"
 
 
 def plot_pattern(mask_mod: MaskMod, n: int, *, head_dim: int = 64, ax: Axes | None = None, title: str | None = None) -> Figure:
@@ -45,8 +49,7 @@ def plot_pattern(mask_mod: MaskMod, n: int, *, head_dim: int = 64, ax: Axes | No
     Materialises the (n, n) mask: O(n^2) memory, for pictures up to n of a few thousand.
     """
     cost = _cost(mask_mod, n, head_dim)
-    name = getattr(mask_mod, "__name__", "mask_mod")
-    return plot_mask(mask_mod, n, ax=ax, title=title or f"{name} at n={n}:\n{_cost_line(cost)}")
+    return plot_mask(mask_mod, n, ax=ax, title=title or f"{_name(mask_mod)} at n={n}:\n{_cost_line(cost)}")
 
 
 def combine(a: MaskMod, b: MaskMod, op: str) -> MaskMod:
@@ -54,7 +57,7 @@ def combine(a: MaskMod, b: MaskMod, op: str) -> MaskMod:
     if op not in COMBINE:
         raise ValueError(f"op must be one of {tuple(COMBINE)}, got {op!r}")
     combined = COMBINE[op](a, b)
-    combined.__name__ = f"{getattr(a, '__name__', 'A')} {op} {getattr(b, '__name__', 'B')}"
+    combined.__name__ = f"{_name(a)} {op} {_name(b)}"
     return combined
 
 
@@ -70,9 +73,10 @@ def plot_composition(a: MaskMod, b: MaskMod, n: int, op: str = "or", *, ax: Axes
     else:
         divider = make_axes_locatable(ax)
         fig, panels = ax.figure, [ax] + [divider.append_axes("right", size="100%", pad=0.9) for _ in range(2)]
-    for panel, label, mask_mod in zip(panels, ("A", "B", f"A {op} B"), (a, b, combined), strict=True):
+    labels = (f"A: {_name(a)}", f"B: {_name(b)}", f"A {op} B")
+    for panel, label, mask_mod in zip(panels, labels, (a, b, combined), strict=True):
         density = materialize_mask(mask_mod, n)[0, 0].double().mean().item()
-        plot_mask(mask_mod, n, ax=panel, title=f"{label}: {mask_mod.__name__}\n{density:.1%} of pairs")
+        plot_mask(mask_mod, n, ax=panel, title=f"{label}\n{density:.1%} of pairs")
     fig.suptitle(f"Composing two patterns with {op}_masks (n={n})")
     return fig
 
@@ -98,11 +102,8 @@ def plot_hop_counts(
     bar.update_ticks()
     unreached = int((hops < 0).sum())
     limit = size - 1 if layers is None else layers
-    name = getattr(pattern, "__name__", "pattern")
-    ax.set_title(
-        title
-        or f"{name}: hops within {limit} layers\n{unreached:,} of {size * size:,} pairs not reached (grey)"
-    )
+    name = _name(pattern) if callable(pattern) else "pattern"
+    ax.set_title(title or f"{name}: hops within {limit} layers\n{unreached:,} of {size * size:,} pairs not reached (grey)")
     return fig
 
 

@@ -346,7 +346,7 @@ def reachability_explorer(
 ) -> Explorer:
     """Stack ``layers`` layers of a sparse pattern; see how many layers each key needs to reach
     each query (grey: not within the layers). Info: the fewest layers for full reach."""
-    controls = {"pattern": _dropdown("pattern", SPARSE_PATTERNS, pattern), "layers": _slider("layers", layers, 1, 64)}
+    controls = {"pattern": _dropdown("pattern", SPARSE_PATTERNS, pattern), "layers": _slider("layers", layers, 1, 256)}
     controls |= _sparse_controls(n, window, stride, global_tokens, random_blocks, block_size, 256)
 
     def render(pattern: str, layers: int, n: int, **params):
