@@ -24,7 +24,18 @@ from .complexity import (
 from .flex import flex_block_mask, flex_fallback_reason, flex_sparse_attention
 from .masks import causal_mask, generate_sliding_window, materialize_mask
 from .memory import peak_memory, track_peak_memory
-from .online_softmax import finalize_softmax_state, init_softmax_state, merge_attention, online_softmax_step
+from .online_softmax import (
+    finalize_softmax_state,
+    init_softmax_state,
+    merge_attention,
+    online_softmax_step,
+)
+from .pattern_plots import (
+    plot_complexity,
+    plot_composition,
+    plot_hop_counts,
+    plot_pattern,
+)
 from .patterns import (
     PatternCost,
     count_allowed_pairs,
@@ -39,13 +50,35 @@ from .patterns import (
     pattern_density,
     pattern_flops,
 )
-from .plots import plot_attention, plot_chunks, plot_mask, plot_online_softmax, plot_scaling, plot_tiles, tile_status
-from .profiling import ScalingReport, dense_attention_memory, diagnose_oom, fit_exponent, format_bytes, profile_scaling
+from .plots import (
+    plot_attention,
+    plot_chunks,
+    plot_mask,
+    plot_online_softmax,
+    plot_scaling,
+    plot_tiles,
+    tile_status,
+)
+from .profiling import (
+    ScalingReport,
+    dense_attention_memory,
+    diagnose_oom,
+    fit_exponent,
+    format_bytes,
+    profile_scaling,
+)
 from .reachability import hop_counts, minimal_layers_for_full_reach
 from .scheduling import largest_chunk, plan_chunks
 from .tiled import tiled_attention
 from .topk import ContentAdaptiveAttention, PatternChoice, topk_attention
-from .widgets import chunk_explorer, tiling_explorer, window_explorer
+from .widgets import (
+    chunk_explorer,
+    composition_explorer,
+    mask_explorer,
+    reachability_explorer,
+    tiling_explorer,
+    window_explorer,
+)
 
 __all__ = [
     "AttentionCost",
@@ -63,6 +96,7 @@ __all__ = [
     "causal_mask",
     "chunk_explorer",
     "complexity_table",
+    "composition_explorer",
     "count_allowed_pairs",
     "dense_attention",
     "dense_attention_memory",
@@ -90,6 +124,7 @@ __all__ = [
     "largest_chunk",
     "linear_attention_cost",
     "longformer_cost",
+    "mask_explorer",
     "materialize_mask",
     "memory_augmented_cost",
     "merge_attention",
@@ -102,11 +137,16 @@ __all__ = [
     "plan_chunks",
     "plot_attention",
     "plot_chunks",
+    "plot_complexity",
+    "plot_composition",
+    "plot_hop_counts",
     "plot_mask",
     "plot_online_softmax",
+    "plot_pattern",
     "plot_scaling",
     "plot_tiles",
     "profile_scaling",
+    "reachability_explorer",
     "sliding_window_cost",
     "strided_cost",
     "tile_status",

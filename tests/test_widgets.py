@@ -15,13 +15,30 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lcteach import widgets  # noqa: E402
 from lcteach.chunking import RESOLUTIONS  # noqa: E402
-from lcteach.masks import causal_mask, materialize_mask  # noqa: E402
-from lcteach.widgets import Explorer, chunk_explorer, tiling_explorer, window_explorer  # noqa: E402
+from lcteach.masks import causal_mask, generate_sliding_window, materialize_mask  # noqa: E402
+from lcteach.patterns import generate_global  # noqa: E402
+from lcteach.reachability import hop_counts  # noqa: E402
+from lcteach.widgets import (  # noqa: E402
+    SPARSE_PATTERNS,
+    Explorer,
+    chunk_explorer,
+    composition_explorer,
+    mask_explorer,
+    reachability_explorer,
+    tiling_explorer,
+    window_explorer,
+)
 
 EXPLORERS = {
     "window": (window_explorer, {"n": 24, "pattern": "causal", "window": 7}),
     "tiling": (tiling_explorer, {"n": 64, "block_q": 16, "block_k": 8, "causal": False, "window": 5}),
     "chunk": (chunk_explorer, {"n": 40, "chunk_size": 8, "overlap": 2, "resolve": "center"}),
+}
+SPARSE = {"n": 32, "window": 3, "stride": 4, "global_tokens": 3, "random_blocks": 3, "block_size": 4}
+SPARSE_EXPLORERS = {
+    "mask": (mask_explorer, {"pattern": "strided"}),
+    "composition": (composition_explorer, {"A": "strided", "op": "and", "B": "BigBird"}),
+    "reachability": (reachability_explorer, {"pattern": "global", "layers": 3}),
 }
 
 
@@ -130,3 +147,69 @@ def test_explorer_helper_builds_from_controls_and_render():
     explorer = Explorer({"k": slider}, lambda k: (Figure(), f"k={k}"))
     slider.value = 5
     assert explorer.info.value == "k=5" and explorer.values == {"k": 5}
+
+
+@pytest.mark.parametrize("name", SPARSE_EXPLORERS)
+def test_sparse_explorers_redraw_for_every_control_and_stay_fast(name):
+    make, changes = SPARSE_EXPLORERS[name]
+    explorer = make(pattern="BigBird") if name != "composition" else make(a="BigBird", b="sliding window")
+    assert set(explorer.controls) == set(changes) | set(SPARSE)
+    for control, value in {**changes, **SPARSE}.items():
+        before = _set(explorer, control, value)
+        assert explorer.figure is not None and explorer.figure is not before, control
+        assert explorer.figure.axes[0].get_title() and "Cannot" not in explorer.info.value
+
+
+def test_mask_explorer_draws_each_pattern_with_its_density():
+    explorer = mask_explorer(n=32, pattern="global", global_tokens=2)
+    expected = materialize_mask(generate_global(2), 32)[0, 0].numpy()
+    assert np.array_equal(_image(explorer).astype(bool), expected)
+    assert f"{expected.sum():,} of 1,024" in explorer.info.value and f"{1 - expected.mean():.1%}" in explorer.info.value
+    assert explorer.controls["stride"].disabled and not explorer.controls["global_tokens"].disabled
+    seen = set()
+    for pattern in SPARSE_PATTERNS:
+        _set(explorer, "pattern", pattern)
+        assert explorer.figure is not None, explorer.info.value
+        seen.add(explorer.figure.axes[0].get_title())
+    assert len(seen) == len(SPARSE_PATTERNS)
+
+
+@pytest.mark.parametrize(
+    "make, changes, message",
+    [
+        (mask_explorer, {"pattern": "block-sparse", "block_size": 7}, "block_size must divide"),
+        (mask_explorer, {"pattern": "symmetric window", "window": 4}, "must be odd"),
+        (composition_explorer, {"B": "random blocks", "random_blocks": 8, "block_size": 16}, "blocks_per_row must be at most"),
+        (reachability_explorer, {"pattern": "BigBird", "block_size": 5}, "block_size must divide"),
+    ],
+)
+def test_invalid_values_show_a_message_not_a_traceback(make, changes, message):
+    explorer = make()
+    for control, value in changes.items():
+        _set(explorer, control, value)
+    assert explorer.figure is None and "Cannot draw this" in explorer.info.value and message in explorer.info.value
+    _set(explorer, "block_size", 8)
+    _set(explorer, "window", 5)
+    _set(explorer, "random_blocks", 1)
+    assert explorer.figure is not None and "Cannot" not in explorer.info.value  # back once the values are valid
+
+
+def test_composition_explorer_combines_with_and_or():
+    explorer = composition_explorer(a="sliding window", b="global", op="or", n=16, window=3, global_tokens=1)
+    images = [np.asarray(ax.images[0].get_array()) for ax in explorer.figure.axes if ax.images]
+    assert np.array_equal(images[2].astype(bool), images[0].astype(bool) | images[1].astype(bool))
+    _set(explorer, "op", "and")
+    images = [np.asarray(ax.images[0].get_array()) for ax in explorer.figure.axes if ax.images]
+    assert np.array_equal(images[2].astype(bool), images[0].astype(bool) & images[1].astype(bool))
+    assert "A and B" in explorer.info.value
+
+
+def test_reachability_explorer_hops_and_minimal_layers():
+    explorer = reachability_explorer(pattern="sliding window", n=16, layers=2, window=3)
+    hops = hop_counts(generate_sliding_window(3), 16, 2).numpy()
+    assert np.array_equal(np.ma.asarray(explorer.figure.axes[0].images[0].get_array()).filled(-1), hops)
+    assert "full reach: <b>8</b>" in explorer.info.value and "within 2 layers: <b>no</b>" in explorer.info.value
+    _set(explorer, "layers", 8)
+    assert "within 8 layers: <b>yes</b>" in explorer.info.value
+    _set(explorer, "pattern", "strided")
+    assert "full reach: <b>never</b>" in explorer.info.value
