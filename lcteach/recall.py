@@ -20,7 +20,7 @@ at d. Query row of each pattern (``recall_patterns``), query at position n - 1:
   global, so it reaches every distance in one hop. Without that, a 1-layer BigBird query sees
   only its window, the first tokens and its random blocks.
 
-Training is dense: the mask_mod is materialised once (lcteach.materialize_mask) and passed to
+Training is dense: the mask_mod is evaluated once on the (n, n) grid (lcteach.evaluate_rows) and passed to
 ``scaled_dot_product_attention`` as a bool mask, because FlexAttention has no CPU backward.
 Everything is seeded: the same seed gives the same data, weights and accuracies on one machine.
 ``python -m lcteach.recall --out FILE.json`` runs the experiment and writes the table.
@@ -43,8 +43,8 @@ from torch.nn.attention.flex_attention import and_masks, or_masks
 from tqdm.auto import tqdm
 
 from ._validation import check_nonnegative_int, check_positive_int
-from .masks import MaskMod, causal_mask, generate_sliding_window, materialize_mask
-from .patterns import generate_bigbird, generate_global, generate_strided
+from .masks import MaskMod, causal_mask, generate_sliding_window
+from .patterns import evaluate_rows, generate_bigbird, generate_global, generate_strided
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,8 @@ def train_recall(
     untouched (weights are initialised under torch.random.fork_rng)."""
     check_positive_int("steps", steps)
     check_nonnegative_int("seed", seed)
-    mask = materialize_mask(mask_mod, task.seq_len)
+    # One broadcast call of the mask_mod: create_mask's first (vmap) call costs seconds on CPU.
+    mask = evaluate_rows(mask_mod, torch.arange(task.seq_len), task.seq_len)[None, None]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = RecallModel(task, mask, dim=dim, heads=heads, layers=layers)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lcteach.masks import causal_mask, generate_sliding_window, materialize_mask
+from lcteach.patterns import evaluate_rows
 from lcteach.recall import (
     RecallModel,
     RecallTask,
@@ -115,6 +116,9 @@ def test_pattern_query_rows_reach_the_documented_distances():
     assert list(patterns) == list(expected)
     for name, mask_mod in patterns.items():
         mask = materialize_mask(mask_mod, n)[0, 0]
+        assert torch.equal(evaluate_rows(mask_mod, torch.arange(n), n), mask), (
+            f"{name}: the training mask differs"
+        )
         assert not mask.triu(1).any(), f"{name} is not causal"
         assert mask.diagonal().all()
         assert {n - 1 - j for j in mask[-1].nonzero().flatten().tolist()} == expected[
