@@ -60,9 +60,7 @@ class RecallTask:
     def __post_init__(self):
         check_positive_int("num_values", self.num_values)
         if check_positive_int("seq_len", self.seq_len) < 2:
-            raise ValueError(
-                f"seq_len must be >= 2 (at least one pair and the query), got {self.seq_len}"
-            )
+            raise ValueError(f"seq_len must be >= 2 (at least one pair and the query), got {self.seq_len}")
         if check_positive_int("num_keys", self.num_keys) < self.seq_len - 1:
             raise ValueError(
                 f"num_keys must be >= seq_len - 1 = {self.seq_len - 1} (distinct keys per sequence), got {self.num_keys}"
@@ -80,15 +78,11 @@ class RecallBatch:
     distances: torch.Tensor
 
 
-def make_recall_batch(
-    task: RecallTask, batch: int, *, generator: torch.Generator
-) -> RecallBatch:
+def make_recall_batch(task: RecallTask, batch: int, *, generator: torch.Generator) -> RecallBatch:
     """Draw ``batch`` recall sequences from ``generator``. O(batch * num_keys) time."""
     check_positive_int("batch", batch)
     n, pairs = task.seq_len, task.seq_len - 1
-    keys = torch.rand(batch, task.num_keys, generator=generator).argsort(dim=-1)[
-        :, :pairs
-    ]
+    keys = torch.rand(batch, task.num_keys, generator=generator).argsort(dim=-1)[:, :pairs]
     values = torch.randint(task.num_values, (batch, pairs), generator=generator)
     distances = torch.randint(1, n, (batch,), generator=generator)
     source = n - 1 - distances
@@ -148,9 +142,7 @@ class RecallModel(nn.Module):
     ):
         super().__init__()
         if check_positive_int("dim", dim) % check_positive_int("heads", heads):
-            raise ValueError(
-                f"dim must be a multiple of heads, got dim={dim}, heads={heads}"
-            )
+            raise ValueError(f"dim must be a multiple of heads, got dim={dim}, heads={heads}")
         check_positive_int("layers", layers)
         self.heads = heads
         self.register_buffer("mask", mask)
@@ -165,17 +157,11 @@ class RecallModel(nn.Module):
         x = self.key_embedding(keys) + self.value_embedding(values)
         batch, n, dim = x.shape
         last = len(self.norms) - 1
-        for layer, (norm, qkv, out) in enumerate(
-            zip(self.norms, self.qkv, self.out, strict=True)
-        ):
+        for layer, (norm, qkv, out) in enumerate(zip(self.norms, self.qkv, self.out, strict=True)):
             # (batch, n, 3 * dim) -> three (batch, heads, n, dim / heads)
-            q, k, v = (
-                qkv(norm(x)).view(batch, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-            )
+            q, k, v = qkv(norm(x)).view(batch, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
             mask = self.mask
-            if (
-                layer == last
-            ):  # only the query row is read out: n times less attention work
+            if layer == last:  # only the query row is read out: n times less attention work
                 x, q, mask = x[:, -1:], q[:, :, -1:], mask[..., -1:, :]
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             x = x + out(attended.transpose(1, 2).reshape(batch, -1, dim))
@@ -196,36 +182,24 @@ class RecallResult:
 def distance_bins(seq_len: int, edges: Sequence[int]) -> list[tuple[int, int]]:
     """Bins [edges[i], edges[i+1]) covering distances 1..seq_len-1; edges must rise from 1 to seq_len."""
     edges = list(edges)
-    if (
-        len(edges) < 2
-        or edges[0] != 1
-        or edges[-1] != seq_len
-        or any(a >= b for a, b in itertools.pairwise(edges))
-    ):
-        raise ValueError(
-            f"edges must rise strictly from 1 to seq_len = {seq_len}, got {edges}"
-        )
+    if len(edges) < 2 or edges[0] != 1 or edges[-1] != seq_len or any(a >= b for a, b in itertools.pairwise(edges)):
+        raise ValueError(f"edges must rise strictly from 1 to seq_len = {seq_len}, got {edges}")
     return list(itertools.pairwise(edges))
 
 
-def accuracy_by_distance(
-    model: RecallModel, data: RecallBatch, bins: Sequence[tuple[int, int]]
-) -> list[float]:
+def accuracy_by_distance(model: RecallModel, data: RecallBatch, bins: Sequence[tuple[int, int]]) -> list[float]:
     """Fraction of correct answers among the examples of each distance bin (nan for an empty bin)."""
     with torch.no_grad():
         correct = (model(data.keys, data.values).argmax(-1) == data.answers).float()
     in_bin = [(data.distances >= low) & (data.distances < high) for low, high in bins]
-    return [
-        float(correct[chosen].mean()) if chosen.any() else float("nan")
-        for chosen in in_bin
-    ]
+    return [float(correct[chosen].mean()) if chosen.any() else float("nan") for chosen in in_bin]
 
 
 def train_recall(
     task: RecallTask,
     mask_mod: MaskMod,
     *,
-    steps: int = 250,
+    steps: int = 300,
     batch: int = 64,
     lr: float = 5e-3,
     dim: int = 64,
@@ -277,9 +251,7 @@ def run_recall_experiment(
 ) -> list[RecallResult]:
     """Train one model per pattern (default ``recall_patterns(task.seq_len)``) and measure its
     accuracy by distance bin on ``eval_size`` held-out examples (drawn from seed + 1)."""
-    patterns = (
-        recall_patterns(task.seq_len, seed=seed) if patterns is None else patterns
-    )
+    patterns = recall_patterns(task.seq_len, seed=seed) if patterns is None else patterns
     bins = distance_bins(task.seq_len, edges)
     data = make_recall_batch(
         task,
@@ -289,43 +261,31 @@ def run_recall_experiment(
     results = []
     for name, mask_mod in patterns.items():
         start = time.perf_counter()
-        model, loss = train_recall(
-            task, mask_mod, seed=seed, progress=progress, **train_kwargs
-        )
+        model, loss = train_recall(task, mask_mod, seed=seed, progress=progress, **train_kwargs)
         accuracy = accuracy_by_distance(model, data, bins)
-        results.append(
-            RecallResult(name, bins, accuracy, loss, time.perf_counter() - start)
-        )
+        results.append(RecallResult(name, bins, accuracy, loss, time.perf_counter() - start))
     return results
 
 
 def format_results(results: Sequence[RecallResult]) -> str:
     """A text table: one row per pattern, one column per distance bin, then the seconds."""
     header = (
-        ["pattern".ljust(20)]
-        + [f"d {low}-{high - 1}".rjust(8) for low, high in results[0].bins]
-        + ["seconds".rjust(8)]
+        ["pattern".ljust(20)] + [f"d {low}-{high - 1}".rjust(8) for low, high in results[0].bins] + ["seconds".rjust(8)]
     )
     rows = [" ".join(header)]
     for result in results:
         rows.append(
-            " ".join(
-                [result.pattern.ljust(20)]
-                + [f"{a:8.2f}" for a in result.accuracy]
-                + [f"{result.seconds:8.1f}"]
-            )
+            " ".join([result.pattern.ljust(20)] + [f"{a:8.2f}" for a in result.accuracy] + [f"{result.seconds:8.1f}"])
         )
     return "\n".join(rows)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m lcteach.recall", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m lcteach.recall", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the results to this JSON file")
     parser.add_argument("--seq-len", type=int, default=RecallTask.seq_len)
     parser.add_argument("--num-values", type=int, default=RecallTask.num_values)
-    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     return parser
 

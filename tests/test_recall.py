@@ -63,19 +63,12 @@ def test_same_seed_same_data_and_same_accuracies():
         )
         for _ in range(2)
     ]
-    assert (
-        runs[0][0].accuracy == runs[1][0].accuracy
-        and runs[0][0].final_loss == runs[1][0].final_loss
-    )
+    assert runs[0][0].accuracy == runs[1][0].accuracy and runs[0][0].final_loss == runs[1][0].final_loss
 
 
 def test_full_attention_learns_above_chance():
-    model, loss = train_recall(
-        TINY, causal_mask, steps=150, batch=64, dim=32, progress=False
-    )
-    accuracy = accuracy_by_distance(
-        model, _batch(size=400, seed=1), distance_bins(16, (1, 16))
-    )
+    model, loss = train_recall(TINY, causal_mask, steps=150, batch=64, dim=32, progress=False)
+    accuracy = accuracy_by_distance(model, _batch(size=400, seed=1), distance_bins(16, (1, 16)))
     assert accuracy[0] > 0.6, f"chance is 0.25, got {accuracy}"
     assert loss < 1.0, f"chance loss is ln 4 = 1.39, got {loss}"
 
@@ -116,14 +109,10 @@ def test_pattern_query_rows_reach_the_documented_distances():
     assert list(patterns) == list(expected)
     for name, mask_mod in patterns.items():
         mask = materialize_mask(mask_mod, n)[0, 0]
-        assert torch.equal(evaluate_rows(mask_mod, torch.arange(n), n), mask), (
-            f"{name}: the training mask differs"
-        )
+        assert torch.equal(evaluate_rows(mask_mod, torch.arange(n), n), mask), f"{name}: the training mask differs"
         assert not mask.triu(1).any(), f"{name} is not causal"
         assert mask.diagonal().all()
-        assert {n - 1 - j for j in mask[-1].nonzero().flatten().tolist()} == expected[
-            name
-        ], name
+        assert {n - 1 - j for j in mask[-1].nonzero().flatten().tolist()} == expected[name], name
 
 
 @pytest.mark.parametrize(
@@ -136,9 +125,7 @@ def test_pattern_query_rows_reach_the_documented_distances():
         (lambda: distance_bins(16, (0, 16)), "edges must rise strictly from 1"),
         (lambda: distance_bins(16, (1, 8, 8, 16)), "edges must rise strictly"),
         (
-            lambda: RecallModel(
-                TINY, materialize_mask(causal_mask, 16), dim=10, heads=3
-            ),
+            lambda: RecallModel(TINY, materialize_mask(causal_mask, 16), dim=10, heads=3),
             "multiple of heads",
         ),
         (
@@ -154,10 +141,7 @@ def test_bad_arguments_raise_clear_errors(make, message):
 
 def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
     out = tmp_path / "recall.json"
-    assert (
-        main(["--out", str(out), "--seq-len", "8", "--num-values", "4", "--steps", "2"])
-        == 0
-    )
+    assert main(["--out", str(out), "--seq-len", "8", "--num-values", "4", "--steps", "2"]) == 0
     captured = capfd.readouterr()
     assert captured.err == ""
     assert "sliding_window_16" in captured.out
@@ -169,6 +153,4 @@ def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
         "strided_4",
         "bigbird",
     ]
-    assert all(
-        len(result["accuracy"]) == len(result["bins"]) for result in saved["results"]
-    )
+    assert all(len(result["accuracy"]) == len(result["bins"]) for result in saved["results"])
