@@ -21,7 +21,7 @@ JUPYTER_ARGS ?=
 WEEK ?=
 TIMEOUT ?=
 JOBS ?=
-PYTEST_ARGS ?= -n 2 --dist loadscope
+PYTEST_ARGS ?= -n 2 --dist loadscope --durations=15
 
 WEEK_OPTIONS = $(foreach week,$(WEEK),--week $(week))
 GRADE_OPTIONS = $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
