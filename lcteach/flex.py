@@ -13,10 +13,15 @@ does on CPU (checked with torch 2.13.0):
   or ``scale`` value compiles for several seconds; later calls take milliseconds. Other
   sequence lengths reuse the kernel (``dynamic=True``), except that Nq != Nk and very
   short sequences (one block, one position) compile once more each;
+- the dynamic-shape C++ code inductor writes for some mask_mods does not compile (seen
+  with torch 2.13.0: BigBird's lookup tables, after other mask_mods were compiled in the
+  same process; g++ reports an undeclared ``cur_kvSplitSize5``); a static-shape compile of
+  the same mask_mod works;
 - plain ``create_block_mask`` builds the whole (Nq, Nk) bool mask first (2.5 GiB of
   temporaries measured at n = 16384, so about 40 GiB at 65536); compiled, it never does.
 
-``flex_sparse_attention`` therefore uses the compiled kernel where it can and otherwise
+``flex_sparse_attention`` therefore uses the compiled kernel where it can (a mask_mod whose
+dynamic-shape kernel fails to build is compiled again for static shapes) and otherwise
 computes the same attention with ``lcteach.block_sparse_attention`` on the mask's block
 layout (exact, differentiable, O(active blocks)), without a warning;
 ``flex_fallback_reason`` says which path a call takes and why.
@@ -25,8 +30,10 @@ layout (exact, differentiable, O(active blocks)), without a warning;
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
+from torch._dynamo.exc import BackendCompilerFailed
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from ._validation import check_batch_heads, check_mask_mod, check_positive_int, check_qkv
@@ -41,6 +48,9 @@ _EAGER_MASK_PAIRS = 2**22
 # unfused kernel, which builds the whole (Nq, Nk) score matrix.
 _RECOMPILE_LIMIT = 64
 _CPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# mask_mod -> how far compiling flex_attention for it failed: "dynamic" (its dynamic-shape
+# kernel did not build, so it is compiled for static shapes) or the error that stopped both.
+_COMPILE_FAILURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def flex_sparse_attention(
@@ -59,9 +69,9 @@ def flex_sparse_attention(
     output. The BlockMask (blocks of ``block_size``; any Nq, Nk) is built once per
     (mask_mod, B, H, Nq, Nk, block_size, device) and cached (``flex_block_mask``).
     ``scale`` defaults to 1/sqrt(D). Returns out (B, H, Nq, Dv).
-    Path: compiled ``flex_attention`` when ``flex_fallback_reason(q, k, v)`` is None (for
-    inference; on CUDA it also trains); otherwise lcteach.block_sparse_attention on the
-    mask's cached block layout, which gives the same result and gradients.
+    Path: compiled ``flex_attention`` when ``flex_fallback_reason(q, k, v, mask_mod)`` is
+    None (for inference; on CUDA it also trains); otherwise lcteach.block_sparse_attention
+    on the mask's cached block layout, which gives the same result and gradients.
     Cost: O(active blocks * block_size^2 * (D + Dv)) time on either path; memory
     O(Nq * Dv) for the fused kernel, O(active blocks * block_size * (block_size + D + Dv))
     for the fallback. Building the cached mask evaluates mask_mod on all Nq * Nk pairs once.
@@ -72,9 +82,10 @@ def flex_sparse_attention(
     check_positive_int("block_size", block_size)
     batch, heads, n_q, _ = q.shape
     key = (mask_mod, batch, heads, n_q, k.shape[-2], block_size, q.device)
-    if flex_fallback_reason(q, k, v) is None:
-        with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-            return _compiled(flex_attention)(q, k, v, block_mask=_block_mask(*key), scale=scale)
+    if flex_fallback_reason(q, k, v, mask_mod) is None:
+        out = _run_compiled(mask_mod, q, k, v, _block_mask(*key), scale)
+        if out is not None:
+            return out
     return block_sparse_attention(q, k, v, _layout(*key), block_size, mask_mod=mask_mod, scale=scale)
 
 
@@ -102,8 +113,12 @@ def flex_block_mask(
     return _block_mask(mask_mod, batch, heads, q_len, kv_len, block_size, torch.device(device))
 
 
-def flex_fallback_reason(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """Why flex_sparse_attention cannot use compiled FlexAttention on these inputs, or None if it can."""
+def flex_fallback_reason(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask_mod: MaskMod | None = None) -> str | None:
+    """Why flex_sparse_attention cannot use compiled FlexAttention on these inputs (and this
+    mask_mod, if given), or None if it can, as far as is known before compiling."""
+    failure = _COMPILE_FAILURES.get(mask_mod) if mask_mod is not None else None
+    if failure not in (None, "dynamic"):
+        return failure
     device = q.device
     if device.type == "cpu" and q.dtype not in _CPU_DTYPES:
         return f"FlexAttention's CPU kernel takes float32, float16 or bfloat16, not {q.dtype}"
@@ -134,9 +149,24 @@ def _compiler_missing(device_type: str) -> str | None:
 
 
 @functools.cache
-def _compiled(fn):
-    """torch.compile(fn) with dynamic shapes: one kernel serves every sequence length."""
-    return torch.compile(fn, dynamic=True)
+def _compiled(fn, dynamic: bool = True):
+    """torch.compile(fn); with dynamic shapes one kernel serves every sequence length."""
+    return torch.compile(fn, dynamic=dynamic)
+
+
+def _run_compiled(mask_mod, q, k, v, block_mask: BlockMask, scale) -> torch.Tensor | None:
+    """Compiled flex_attention; None (and the reason in _COMPILE_FAILURES) when it cannot be built."""
+    dynamic = _COMPILE_FAILURES.get(mask_mod) != "dynamic"
+    try:
+        with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
+            return _compiled(flex_attention, dynamic)(q, k, v, block_mask=block_mask, scale=scale)
+    except BackendCompilerFailed as error:
+        if dynamic:
+            _COMPILE_FAILURES[mask_mod] = "dynamic"
+            return _run_compiled(mask_mod, q, k, v, block_mask, scale)
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        _COMPILE_FAILURES[mask_mod] = f"torch.compile could not build FlexAttention for this mask_mod ({reason})"
+        return None
 
 
 @functools.lru_cache(maxsize=32)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch._dynamo.exc import BackendCompilerFailed
 from torch.nn.attention.flex_attention import create_block_mask
 
 import lcteach.flex
@@ -163,3 +164,48 @@ def test_bad_inputs_raise():
         flex_sparse_attention(q, k, v, window, block_size=0)
     with pytest.raises(ValueError, match="heads"):
         flex_block_mask(window, 1, 0, 8, 8)
+
+
+def failing_compiler(monkeypatch, *, static_builds: bool) -> list[bool]:
+    """Make torch.compile's kernels fail to build for dynamic shapes (and for static shapes
+    unless ``static_builds``), as inductor's C++ did for BigBird with torch 2.13; static
+    builds run the uncompiled flex_attention. Returns the ``dynamic`` flag of each call."""
+    calls = []
+
+    def compiled(fn, dynamic=True):
+        def run(*args, **kwargs):
+            calls.append(dynamic)
+            if dynamic or not static_builds:
+                raise BackendCompilerFailed(fn, RuntimeError("C++ compile error"), None)
+            return fn(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(lcteach.flex, "_compiled", compiled)
+    monkeypatch.setattr(lcteach.flex, "_compiler_missing", lambda device_type: None)
+    return calls
+
+
+def test_a_kernel_that_fails_to_build_for_dynamic_shapes_is_built_for_static_shapes(monkeypatch):
+    calls = failing_compiler(monkeypatch, static_builds=True)
+    q, k, v = random_qkv(2, 2, 40, 16, dtype=torch.float32)
+    pattern = make_pattern(6, 3)
+    with torch.no_grad():
+        assert_matches_sdpa(flex_sparse_attention(q, k, v, pattern, block_size=16), q, k, v, pattern, FLOAT32)
+        flex_sparse_attention(q, k, v, pattern, block_size=16)
+    assert calls == [True, False, False]  # the dynamic build is not tried again for this mask_mod
+    assert flex_fallback_reason(q, k, v, pattern) is None
+
+
+def test_a_kernel_that_fails_to_build_falls_back_silently_and_says_why(monkeypatch, capfd):
+    calls = failing_compiler(monkeypatch, static_builds=False)
+    q, k, v = random_qkv(2, 2, 40, 16, dtype=torch.float32)
+    pattern = make_pattern(6, 3)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        assert_matches_sdpa(flex_sparse_attention(q, k, v, pattern, block_size=16), q, k, v, pattern, FLOAT32)
+        assert_matches_sdpa(flex_sparse_attention(q, k, v, pattern, block_size=16), q, k, v, pattern, FLOAT32)
+    assert calls == [True, False]  # no second attempt at a mask_mod that cannot be built
+    assert "could not build FlexAttention for this mask_mod" in flex_fallback_reason(q, k, v, pattern)
+    assert flex_fallback_reason(q, k, v, make_pattern(6, 3)) is None  # another mask_mod is tried afresh
+    assert not caught and capfd.readouterr().err == ""
