@@ -23,7 +23,9 @@ at d. Query row of each pattern (``recall_patterns``), query at position n - 1:
 Training is dense: the mask_mod is evaluated once on the (n, n) grid (lcteach.evaluate_rows) and passed to
 ``scaled_dot_product_attention`` as a bool mask, because FlexAttention has no CPU backward.
 Everything is seeded: the same seed gives the same data, weights and accuracies on one machine.
-``python -m lcteach.recall --out FILE.json`` runs the experiment and writes the table.
+``python -m lcteach.recall --out FILE.json`` runs the experiment and writes the table, by
+default with one accuracy per distance; ``load_recall_results()`` reads such a file, by
+default the one shipped in the package (lcteach/data/recall_results.json).
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -268,45 +273,116 @@ def run_recall_experiment(
 
 
 def format_results(results: Sequence[RecallResult]) -> str:
-    """A text table: one row per pattern, one column per distance bin, then the seconds."""
-    header = (
-        ["pattern".ljust(20)] + [f"d {low}-{high - 1}".rjust(8) for low, high in results[0].bins] + ["seconds".rjust(8)]
-    )
-    rows = [" ".join(header)]
-    for result in results:
-        rows.append(
-            " ".join([result.pattern.ljust(20)] + [f"{a:8.2f}" for a in result.accuracy] + [f"{result.seconds:8.1f}"])
-        )
+    """A text table: one row per distance bin, one column per pattern, then the seconds."""
+    width = max(8, *(len(result.pattern) for result in results))
+    rows = [" ".join(["distance".ljust(10)] + [result.pattern.rjust(width) for result in results])]
+    for index, (low, high) in enumerate(results[0].bins):
+        label = str(low) if high == low + 1 else f"{low}-{high - 1}"
+        rows.append(" ".join([label.ljust(10)] + [f"{result.accuracy[index]:{width}.2f}" for result in results]))
+    rows.append(" ".join(["seconds".ljust(10)] + [f"{result.seconds:{width}.1f}" for result in results]))
     return "\n".join(rows)
+
+
+def default_edges(seq_len: int, bin_width: int) -> list[int]:
+    """Bin edges of the command line: bins of ``bin_width`` distances from 1, the last one
+    shorter where bin_width does not divide seq_len - 1. bin_width=1: one bin per distance."""
+    check_positive_int("bin_width", bin_width)
+    return [*range(1, seq_len, bin_width), seq_len]
+
+
+# The results shipped with the package: `python -m lcteach.recall --out lcteach/data/recall_results.json`.
+SHIPPED_RESULTS = "data/recall_results.json"
+
+
+@dataclass(frozen=True)
+class RecallResults:
+    """A results file of ``python -m lcteach.recall --out FILE``: the task, the command-line
+    ``settings`` it ran with (seq_len, num_values, steps, seed, eval_size, bin_width) and one
+    RecallResult per pattern. ``chance`` is the accuracy of guessing: 1 / num_values."""
+
+    task: RecallTask
+    settings: dict[str, int]
+    results: list[RecallResult]
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.task.num_values
+
+
+def load_recall_results(path: str | os.PathLike | None = None) -> RecallResults:
+    """Read a results file written by ``python -m lcteach.recall --out FILE``.
+
+    ``path`` None reads the file shipped inside the package (lcteach/data/recall_results.json),
+    made with the command's default settings, so lecture notebooks can show the full
+    experiment without training for minutes. Raises ValueError naming what is missing or
+    inconsistent in a file that is not such a results file.
+    """
+    if path is None:
+        text = resources.files("lcteach").joinpath(SHIPPED_RESULTS).read_text()
+        where = f"lcteach/{SHIPPED_RESULTS}"
+    else:
+        text, where = Path(path).read_text(), str(path)
+    try:
+        data = json.loads(text)
+        task = RecallTask(**data["task"])
+        settings = dict(data["settings"])
+        results = [
+            RecallResult(
+                r["pattern"], [tuple(b) for b in r["bins"]], list(r["accuracy"]), r["final_loss"], r["seconds"]
+            )
+            for r in data["results"]
+        ]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{where} is not a results file of `python -m lcteach.recall --out FILE` ({type(error).__name__}: {error})"
+        ) from None
+    if not results:
+        raise ValueError(f"{where} holds no results")
+    for result in results:
+        if len(result.accuracy) != len(result.bins) or result.bins != results[0].bins:
+            raise ValueError(f"{where}: pattern {result.pattern!r} has accuracies that do not match the shared bins")
+    return RecallResults(task, settings, results)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lcteach.recall", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", help="write the results to this JSON file")
+    parser.add_argument("--out", help="write the results to this JSON file (lcteach.recall.load_recall_results reads it)")
     parser.add_argument("--seq-len", type=int, default=RecallTask.seq_len)
     parser.add_argument("--num-values", type=int, default=RecallTask.num_values)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-size", type=int, default=4000, help="held-out examples, about eval_size / (seq_len - 1) per distance")
+    parser.add_argument("--bin-width", type=int, default=1, help="distances per accuracy bin (1: every distance on its own)")
     return parser
+
+
+def default_settings() -> dict[str, int]:
+    """The settings the command runs with when given no option but --out."""
+    settings = vars(_parser().parse_args([]))
+    del settings["out"]
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     task = RecallTask(args.seq_len, args.seq_len, args.num_values)
-    quarter = max(1, args.seq_len // 4)
-    edges = sorted({1, *range(quarter, args.seq_len, quarter), args.seq_len})
-    results = run_recall_experiment(task, edges=edges, steps=args.steps, seed=args.seed)
+    edges = default_edges(args.seq_len, args.bin_width)
+    results = run_recall_experiment(task, edges=edges, eval_size=args.eval_size, steps=args.steps, seed=args.seed)
     print(format_results(results))
     if args.out:
+        settings = {name: value for name, value in vars(args).items() if name != "out"}
         with open(args.out, "w") as file:
             json.dump(
                 {
+                    "command": "python -m lcteach.recall",
+                    "settings": settings,
                     "task": asdict(task),
                     "results": [asdict(result) for result in results],
                 },
                 file,
                 indent=1,
             )
+            file.write("\n")
     return 0
 
 

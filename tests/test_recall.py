@@ -1,6 +1,9 @@
 """lcteach.recall: the associative-recall task, its model, training and the distance table."""
 
+import fnmatch
 import json
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,10 +11,14 @@ import torch
 from lcteach.masks import causal_mask, generate_sliding_window, materialize_mask
 from lcteach.patterns import evaluate_rows
 from lcteach.recall import (
+    SHIPPED_RESULTS,
     RecallModel,
     RecallTask,
     accuracy_by_distance,
+    default_edges,
+    default_settings,
     distance_bins,
+    load_recall_results,
     main,
     make_recall_batch,
     recall_patterns,
@@ -139,9 +146,13 @@ def test_bad_arguments_raise_clear_errors(make, message):
         make()
 
 
+REPO = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--seq-len", "8", "--num-values", "4", "--steps", "2", "--eval-size", "64"]
+
+
 def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
     out = tmp_path / "recall.json"
-    assert main(["--out", str(out), "--seq-len", "8", "--num-values", "4", "--steps", "2"]) == 0
+    assert main(["--out", str(out), *TINY_ARGS]) == 0
     captured = capfd.readouterr()
     assert captured.err == ""
     assert "sliding_window_16" in captured.out
@@ -154,3 +165,60 @@ def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
         "bigbird",
     ]
     assert all(len(result["accuracy"]) == len(result["bins"]) for result in saved["results"])
+    assert saved["settings"] == {"seq_len": 8, "num_values": 4, "steps": 2, "seed": 0, "eval_size": 64, "bin_width": 1}
+    assert saved["results"][0]["bins"] == [[d, d + 1] for d in range(1, 8)]
+
+
+def test_loader_reads_back_what_the_command_wrote(tmp_path, capfd):
+    out = tmp_path / "recall.json"
+    main(["--out", str(out), *TINY_ARGS, "--bin-width", "3"])
+    capfd.readouterr()
+    saved = json.loads(out.read_text())
+    loaded = load_recall_results(out)
+    assert loaded.task == RecallTask(8, 8, 4) and loaded.chance == 0.25
+    assert loaded.settings == saved["settings"] and loaded.settings["bin_width"] == 3
+    assert [r.pattern for r in loaded.results] == [r["pattern"] for r in saved["results"]]
+    for result, raw in zip(loaded.results, saved["results"], strict=True):
+        assert result.bins == [(1, 4), (4, 7), (7, 8)] == distance_bins(8, default_edges(8, 3))
+        assert result.accuracy == raw["accuracy"] and result.final_loss == raw["final_loss"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not json", "not a results file"),
+        ('{"task": {"seq_len": 8, "num_keys": 8, "num_values": 4}, "results": []}', "not a results file"),
+        ('{"task": {"seq_len": 8, "num_keys": 8, "num_values": 4}, "settings": {}, "results": []}', "holds no results"),
+        (
+            '{"task": {"seq_len": 8, "num_keys": 8, "num_values": 4}, "settings": {}, "results": '
+            '[{"pattern": "full", "bins": [[1, 8]], "accuracy": [0.5, 0.5], "final_loss": 1, "seconds": 1}]}',
+            "do not match",
+        ),
+    ],
+)
+def test_loader_rejects_files_that_are_not_results(tmp_path, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_recall_results(path)
+
+
+def test_shipped_results_were_made_with_the_commands_current_defaults():
+    """Regenerate with `python -m lcteach.recall --out lcteach/data/recall_results.json` when this fails."""
+    shipped = load_recall_results()
+    settings = default_settings()
+    assert shipped.settings == settings, "the command's defaults changed since the shipped results were made"
+    assert shipped.task == RecallTask(settings["seq_len"], settings["seq_len"], settings["num_values"])
+    assert [r.pattern for r in shipped.results] == list(recall_patterns(settings["seq_len"], seed=settings["seed"]))
+    bins = distance_bins(settings["seq_len"], default_edges(settings["seq_len"], settings["bin_width"]))
+    for result in shipped.results:
+        assert result.bins == bins
+        assert all(0.0 <= a <= 1.0 for a in result.accuracy), result.pattern
+        assert result.final_loss > 0 and result.seconds > 0
+
+
+def test_shipped_results_are_package_data():
+    """pyproject.toml ships the results file in the wheel, not only in a source checkout."""
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert any(fnmatch.fnmatch(SHIPPED_RESULTS, pattern) for pattern in package_data["lcteach"])
+    assert (REPO / "lcteach" / SHIPPED_RESULTS).is_file()

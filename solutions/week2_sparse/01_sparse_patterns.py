@@ -1,0 +1,414 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Week 2 · Lecture 1 · Sparse attention patterns
+#
+# Week 1 left us with two ways past the quadratic wall, and neither is enough. Tiling keeps
+# every pair of tokens but still does all $n^2$ of the work. A sliding window does $O(n \cdot w)$
+# work but is blind to everything more than $w$ positions back. This week is about the ground
+# in between: attend to $O(n)$ or $O(n \sqrt n)$ pairs, and choose *which* pairs so that far
+# tokens are not lost.
+#
+# Three papers shaped that ground, and their patterns are the ones in this lecture:
+#
+# | model | pattern | pairs |
+# | --- | --- | --- |
+# | Sparse Transformer (Child et al., 2019) | a local window and every $s$-th key further back | $O(n\sqrt n)$ with $s = \sqrt n$ |
+# | Longformer (Beltagy et al., 2020) | a local window and a few *global* tokens | $O(n (w + g))$ |
+# | BigBird (Zaheer et al., 2020) | Longformer's window and global tokens and a few *random* blocks | $O(n (w + g + r b))$ |
+#
+# In this lecture you will
+#
+# 1. write each pattern as a FlexAttention `mask_mod` and say exactly which keys it includes,
+#    off-by-ones and all;
+# 2. count its pairs: its density and its FLOPs against dense attention;
+# 3. build the big patterns out of small ones with `and_masks` and `or_masks`;
+# 4. say what each pattern cannot see in one layer. (Lecture 2 stacks layers and counts the
+#    cost of every method; Lecture 3 trains models with these patterns.)
+
+# %%
+import torch
+from torch.nn.attention.flex_attention import and_masks, or_masks
+
+from lcteach import (
+    causal_mask,
+    evaluate_rows,
+    generate_bigbird,
+    generate_block_sparse,
+    generate_global,
+    generate_random_blocks,
+    generate_random_tokens,
+    generate_sliding_window,
+    generate_strided,
+    generate_symmetric_window,
+    materialize_mask,
+    pattern_flops,
+    plot_composition,
+    plot_pattern,
+)
+from lcteach.widgets import composition_explorer, local_block_layout, mask_explorer
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Recap: the two windows
+#
+# Every pattern in this lecture is a `mask_mod(b, h, q_idx, kv_idx) -> bool`, True where
+# query `q_idx` may attend to key `kv_idx`, positions counted from 0 (Week 1, Lecture 2).
+# The causal **sliding window** of a decoder keeps the query and the $w - 1$ keys before it:
+# $i - w < j \le i$. Encoders such as Longformer and BigBird read in both directions and use a
+# **symmetric window** instead: $|i - j| \le \lfloor w/2 \rfloor$.
+#
+# The off-by-one, written down once: in `lcteach` **a window counts the keys of a row, the
+# query included**, for both kinds. So `generate_symmetric_window(3)` is $i-1, i, i+1$, and a
+# symmetric window must be odd (the query plus the same number of keys on each side). The
+# papers count differently: Longformer's "window $w$" has $w/2$ keys on each side *besides*
+# the query, which is `generate_symmetric_window(w + 1)` here.
+
+# %%
+n = 10
+print("causal sliding window, window=3: the query and the 2 keys before it")
+print(materialize_mask(generate_sliding_window(3), n)[0, 0].int())
+print("symmetric window, window=3: the query and 1 key on each side")
+print(materialize_mask(generate_symmetric_window(3), n)[0, 0].int())
+
+# %% [markdown]
+# An even symmetric window has no centre, so the library refuses it and says why:
+
+# %%
+try:
+    generate_symmetric_window(4)
+except ValueError as error:
+    print("ValueError:", error)
+
+# %% [markdown]
+# Rows near the ends have fewer keys: query 0 has no left neighbour. What a window saves grows
+# with $n$, because each row keeps at most $w$ keys however long the sequence is.
+# `pattern_flops` counts the allowed pairs of any `mask_mod` (a block of rows at a time, never
+# an $n \times n$ buffer) and prices them as Week 1 did: $4d$ FLOPs per pair, $2d$ for
+# $q \cdot k$ and $2d$ for adding the weighted value, here with head dimension $d = 64$.
+
+# %%
+window = generate_symmetric_window(255)
+print(f"{'n':>6} {'pairs':>11} {'density':>8} {'FLOPs':>9} {'dense FLOPs':>12} {'fewer':>7}")
+for n in (512, 1_024, 2_048, 4_096):
+    cost = pattern_flops(window, n, progress=False)
+    print(f"{n:>6,} {cost.allowed_pairs:>11,} {cost.density:>8.1%} {cost.flops:>9.3g} "
+          f"{cost.dense_flops:>12.3g} {cost.speedup:>6.1f}x")
+
+# %% [markdown]
+# Density halves each time $n$ doubles: the pairs grow like $n \cdot w$, the dense matrix
+# like $n^2$. The price is the same as in Week 1: in one layer, a token 200 positions away
+# is invisible. Every other pattern in this lecture is a different answer to "which few far
+# keys should a query see?"
+
+# %% [markdown]
+# ## 2. Strided (dilated) attention
+#
+# A **strided** pattern keeps every $s$-th key: query $i$ attends key $j$ when
+# $(i - j) \bmod s = 0$. It looks far with few keys: about $n / s$ per row, spread over the
+# whole sequence.
+#
+# Off-by-ones: the query itself is included ($i - i = 0$), `stride=1` is full attention, and
+# `generate_strided` is **not causal**: it reaches $i - s$ and $i + s$ alike. Intersect it with
+# the causal mask for a decoder.
+
+# %%
+n = 12
+print("generate_strided(4): keys i - 8, i - 4, i, i + 4, i + 8, ...")
+print(materialize_mask(generate_strided(4), n)[0, 0].int())
+
+# %% [markdown]
+# On its own, a strided pattern is odd: position 5 can never see position 6, in any number of
+# layers, because $5 - 6$ is not a multiple of 4. The Sparse Transformer therefore gives each
+# query **both** a window of the last $s$ keys and every $s$-th key before it:
+#
+# $$\texttt{and\_masks}\big(\text{causal},\ \texttt{or\_masks}(\text{window}(s),\ \text{strided}(s))\big).$$
+#
+# The window covers the near past exactly; the strided keys are "summary" positions that the
+# near keys of *earlier* queries have already read. Lecture 2 shows that two layers of this
+# connect every pair.
+
+# %%
+stride = 8
+sparse_transformer = and_masks(causal_mask, or_masks(generate_sliding_window(stride), generate_strided(stride)))
+sparse_transformer.__name__ = f"sparse_transformer_{stride}"
+plot_pattern(sparse_transformer, 64)
+
+# %% [markdown]
+# With $s = \sqrt n$ each row keeps about $s + i/s \le 2\sqrt n$ keys, so the whole pattern has
+# $O(n \sqrt n)$ pairs. Divide the counted pairs by $n\sqrt n$: the ratio stays put while the
+# density keeps falling.
+
+# %%
+print(f"{'n':>6} {'stride':>6} {'pairs':>11} {'pairs / (n sqrt n)':>19} {'density':>8}")
+for n in (256, 1_024, 4_096):
+    s = int(n**0.5)
+    pattern = and_masks(causal_mask, or_masks(generate_sliding_window(s), generate_strided(s)))
+    cost = pattern_flops(pattern, n, progress=False)
+    print(f"{n:>6,} {s:>6} {cost.allowed_pairs:>11,} {cost.allowed_pairs / n**1.5:>19.3f} {cost.density:>8.1%}")
+
+# %% [markdown]
+# **Check your understanding.** With stride 8, which keys does query 20 of the Sparse
+# Transformer pattern see? Which is the nearest key it does *not* see?
+
+# %% [markdown]
+# ## 3. Random attention
+#
+# Random keys are the cheapest way to make far tokens reachable: add a few random keys per
+# query to a window, and information crosses the whole sequence in a handful of layers
+# (Lecture 2), the way a few random acquaintances make a "small world".
+#
+# A random pattern must still be a pure function: the same `(q_idx, kv_idx)` must always give
+# the same answer, and two runs must agree. So `lcteach` draws the pattern **once**, when the
+# `mask_mod` is made, from an explicit `seed`, into a lookup table the `mask_mod` indexes.
+# `generate_random_tokens(n, count=c, seed=...)` gives every query exactly $c$ random keys:
+
+# %%
+random_tokens = generate_random_tokens(64, count=4, seed=0)
+plot_pattern(random_tokens, 64)
+
+# %% [markdown]
+# Same seed, same mask; another seed, another mask. And the off-by-one of randomness: nothing
+# guarantees that a query sees **itself**.
+
+# %%
+mask = materialize_mask(random_tokens, 64)[0, 0]
+print("same seed, same mask:     ", torch.equal(mask, materialize_mask(generate_random_tokens(64, count=4, seed=0), 64)[0, 0]))
+print("seed 1, same mask:        ", torch.equal(mask, materialize_mask(generate_random_tokens(64, count=4, seed=1), 64)[0, 0]))
+print("queries that see themselves:", int(mask.diagonal().sum()), "of 64")
+
+# %% [markdown]
+# Token-level randomness has two costs in practice. Its table is an $n \times n$ matrix, the
+# very thing we set out to avoid. And a GPU computes attention in tiles (Week 1, Lecture 3): a
+# tile with one random pair in it costs as much as a full one. BigBird therefore draws random
+# **blocks**: each block of $b$ queries attends $r$ random blocks of $b$ keys. The table
+# shrinks to $(n/b)^2$ entries and every computed tile is full.
+# `generate_random_blocks(n, b, r, seed=...)` needs $b$ to divide $n$; again the query's own
+# block is not guaranteed.
+
+# %%
+random_blocks = generate_random_blocks(64, 8, 2, seed=0)
+plot_pattern(random_blocks, 64)
+
+# %% [markdown]
+# ## 4. Global tokens (Longformer)
+#
+# A **global** token attends to every key, and every query attends to it. With $g$ global
+# tokens out of $n$ that is $2gn - g^2$ pairs: two full stripes, a row and a column per
+# global token. Longformer makes the task's special tokens global (the `[CLS]` token of a
+# classifier, the question of a question-answering model), so every position can read them
+# and they can read everything.
+#
+# `generate_global(g)` makes the first $g$ positions, $0 \dots g-1$, global;
+# `generate_global([5, 40])` picks positions. Longformer's pattern is a symmetric window
+# **or** the global tokens:
+
+# %%
+longformer = or_masks(generate_symmetric_window(7), generate_global(2))
+longformer.__name__ = "longformer_w7_g2"
+n = 64
+counted = pattern_flops(generate_global(2), n, progress=False).allowed_pairs
+print(f"global tokens alone at n = {n}: {counted} pairs; 2gn - g^2 = {2 * 2 * n - 2**2}")
+plot_pattern(longformer, n)
+
+# %% [markdown]
+# ## 5. Block-sparse patterns
+#
+# The most general pattern a tiled kernel can run at full speed is a **block layout**: a small
+# bool matrix that says which (query block, key block) tiles are computed. Query $i$ attends
+# key $j$ when `layout[i // b, j // b]` is True. Here is the layout that the explorer below
+# uses: each block sees itself, its two neighbour blocks and block 0.
+
+# %%
+layout = local_block_layout(8)
+print(layout.int())
+
+# %%
+block_sparse = generate_block_sparse(layout, 8)
+counted = pattern_flops(block_sparse, 64, progress=False).allowed_pairs
+print(f"pairs: {counted} = block_size^2 x active blocks = 8^2 x {int(layout.sum())} = {64 * int(layout.sum())}")
+plot_pattern(block_sparse, 64)
+
+# %% [markdown]
+# The layout covers `layout.shape[0] * b` queries and `layout.shape[1] * b` keys; a position past
+# its end attends nothing and is attended by nothing (False, never an index error). Windows,
+# global tokens and random blocks can all be rounded *up* to whole blocks; that is how
+# BigBird and FlexAttention run them (Lecture 2).
+
+# %% [markdown]
+# ## 6. BigBird: window, global and random together
+#
+# BigBird takes the union of three patterns:
+#
+# - a **symmetric window** for the local context;
+# - $g$ **global** tokens (the first $g$ positions) that gather and spread information;
+# - $r$ **random blocks** of $b$ keys per query block, for short paths across the sequence.
+#
+# Each row keeps about $w + g + r\,b$ keys, so the pattern has $O(n)$ pairs. The BigBird paper
+# proves that this union keeps the expressive power of full attention (it is a universal
+# approximator of sequence functions, and Turing complete), while no part on its own does.
+
+# %%
+bigbird = generate_bigbird(7, 2, 2, 8, 64, seed=0)
+plot_pattern(bigbird, 64)
+
+# %% [markdown]
+# `generate_bigbird` is literally an `or_masks` of the three generators, with the random
+# blocks drawn from the same seed:
+
+# %%
+parts = or_masks(generate_symmetric_window(7), generate_global(2), generate_random_blocks(64, 8, 2, seed=0))
+print("generate_bigbird == or_masks(window, global, random blocks):",
+      torch.equal(materialize_mask(bigbird, 64), materialize_mask(parts, 64)))
+
+# %% [markdown]
+# ## 7. Every pattern, priced
+#
+# Now all the patterns at a realistic length, $n = 4096$, with the parameters a model would
+# use: windows of 255 keys, strides of $\sqrt n = 64$, blocks of 64. The last column is the
+# factor of FLOPs saved against dense attention ($n^2$ pairs); a kernel that skips the masked
+# pairs collects it (Lecture 2).
+
+# %%
+n = 4_096
+patterns = {
+    "causal (decoder, for scale)": causal_mask,
+    "sliding window 255": generate_sliding_window(255),
+    "symmetric window 255": generate_symmetric_window(255),
+    "Sparse Transformer, s = 64": and_masks(causal_mask, or_masks(generate_sliding_window(64), generate_strided(64))),
+    "random blocks 3 x 64": generate_random_blocks(n, 64, 3, seed=0),
+    "Longformer w 255, g 2": or_masks(generate_symmetric_window(255), generate_global(2)),
+    "BigBird w 255, g 2, r 3 x 64": generate_bigbird(255, 2, 3, 64, n, seed=0),
+}
+print(f"{'pattern':<30} {'keys per query':>14} {'density':>8} {'FLOPs':>9} {'vs dense':>9}")
+for name, pattern in patterns.items():
+    cost = pattern_flops(pattern, n, progress=False)
+    print(f"{name:<30} {cost.allowed_pairs / n:>14.0f} {cost.density:>8.2%} {cost.flops:>9.3g} {cost.speedup:>8.1f}x")
+
+# %% [markdown]
+# **What to notice.** Causal attention saves only a factor of 2: it is still quadratic. The
+# sparse patterns keep between 95 and 440 keys per query, 2 to 11% of the pairs at this
+# length, and the saving grows with $n$: at $n = 32{,}768$ the same BigBird keeps 1.4% of the
+# pairs. BigBird's random blocks add $r\,b = 192$ keys per query to Longformer's 255 (a few
+# fall inside the window), so it costs under twice as much as Longformer.
+#
+# **Check your understanding.** Here the Sparse Transformer ($s = \sqrt n$) keeps fewer pairs
+# than a sliding window of 255. Beyond which $n$ does it keep more? Estimate with the ratio
+# $\text{pairs} / (n \sqrt n) \approx 1.5$ measured in Section 2, against $255\,n$.
+
+# %% [markdown]
+# ## 8. Composing patterns
+#
+# Every pattern above was built from smaller ones. `or_masks(a, b)` allows a pair when **either**
+# pattern does: a union, which adds keys. `and_masks(a, b)` allows a pair only when **both**
+# do: an intersection, which removes keys. A decoder version of any encoder pattern is
+# `and_masks(causal_mask, pattern)`. `plot_composition` draws A, B and the result side by side:
+
+# %%
+plot_composition(generate_symmetric_window(7), generate_global(2), 48, "or")
+
+# %%
+plot_composition(causal_mask, generate_bigbird(7, 2, 2, 8, 48, seed=0), 48, "and")
+
+# %% [markdown]
+# The causal BigBird keeps just over half of the encoder's pairs: the global *rows* lose
+# everything after the diagonal (a global token cannot look at the future either), and so do
+# the random blocks above the diagonal.
+# Try other combinations in the composition explorer. Which `and` of two patterns is empty?
+# Which `or` is as dense as its denser half?
+
+# %%
+composition_explorer()
+
+# %% [markdown]
+# ## 9. The mask explorer
+#
+# All the patterns of this lecture in one place. Pick a pattern, move its sliders, and watch
+# the density and the FLOPs saved against dense attention; sliders a pattern does not use
+# are greyed out. Things to try:
+#
+# - BigBird at `n` = 256, then 1024: the density falls, the picture keeps its shape;
+# - the symmetric window with an even `window`: the explorer says why it cannot draw it;
+# - random blocks with a `block size` that does not divide `n`;
+# - strided with `stride` 1 (full attention) and with `stride` equal to `n`.
+
+# %%
+mask_explorer()
+
+# %% [markdown]
+# ## 10. What each pattern cannot see
+#
+# Sparsity is a bet on where the useful keys are. In **one** layer a query sees only its
+# allowed keys; everything else reaches it, if at all, through other tokens in earlier layers
+# (Lecture 2). Let us ask the same question of every pattern: at $n = 256$, which keys are
+# invisible to query 200? `evaluate_rows` evaluates a `mask_mod` for a few query rows only.
+
+# %%
+n, query = 256, 200
+patterns = {
+    "sliding window 16": generate_sliding_window(16),
+    "symmetric window 15": generate_symmetric_window(15),
+    "Sparse Transformer, s = 16": and_masks(causal_mask, or_masks(generate_sliding_window(16), generate_strided(16))),
+    "random blocks 2 x 16": generate_random_blocks(n, 16, 2, seed=0),
+    "Longformer w 15, g 2": or_masks(generate_symmetric_window(15), generate_global(2)),
+    "BigBird w 15, g 2, r 2 x 16": generate_bigbird(15, 2, 2, 16, n, seed=0),
+}
+print(f"query {query} of n = {n}, one layer")
+print(f"{'pattern':<28} {'sees':>5} {'blind to':>9}   {'nearest unseen key back':>24}")
+for name, pattern in patterns.items():
+    row = evaluate_rows(pattern, torch.tensor([query]), n)[0]
+    unseen_back = [query - j for j in range(query - 1, -1, -1) if not row[j]]
+    print(f"{name:<28} {int(row.sum()):>5} {int((~row).sum()):>9}   {unseen_back[0]:>20} back")
+
+# %% [markdown]
+# **What each one misses.**
+#
+# - **Windows** see a contiguous band and nothing else: everything further than $w-1$ (causal)
+#   or $\lfloor w/2 \rfloor$ (symmetric) positions away is invisible.
+# - **Strided** patterns see far, but only on a grid: query 200 sees positions $200 - 16k$, so
+#   key 183 (17 back) is invisible while key 8 (192 back) is visible. A fact that sits one
+#   position off the grid must be relayed by a window in an earlier layer.
+# - **Random blocks** see a few blocks, *which* ones is luck, and it is the same luck for
+#   every input: the pattern is fixed when the model is built, not chosen by content. Here
+#   query 200 does not even see its neighbour 199: its own block was not drawn.
+# - **Global tokens** see everything, but a normal token sees only the $g$ global tokens and
+#   its window. Everything it learns from afar must squeeze through $g$ vectors: a
+#   bottleneck.
+# - **BigBird** sees the union: window, global tokens and its random blocks, 47 of 256 keys
+#   here, and a far smaller share at realistic lengths. Even so, the key 8 positions back is
+#   invisible to query 200: BigBird's reach is wide but full of holes.
+#
+# A fixed pattern cannot know where the answer is. That is the topic of the last part of
+# Lecture 2 (top-k and content-adaptive attention) and the test of Lecture 3: a model must
+# fetch one fact from $d$ positions back, and we watch which patterns manage it at which
+# distances.
+#
+# **Check your understanding.** Query 200 of the Sparse Transformer pattern ($s = 16$) cannot
+# see key 183. Name a key that query 200 *can* see and that can itself see key 183. How many
+# layers does the fact at 183 need to reach query 200?
+#
+# ## Summary
+#
+# - A sparse pattern is a `mask_mod`; big patterns are `or_masks` (union) and `and_masks`
+#   (intersection) of small ones, and a decoder version is `and_masks(causal_mask, ...)`.
+# - Off-by-ones: windows count the query; a symmetric window is odd, with $\lfloor w/2 \rfloor$
+#   keys per side (the papers' $w$ is `window - 1`); strided includes the query and is not
+#   causal; random patterns are drawn once from a seed and need not include the query; global
+#   counts are the first $g$ positions.
+# - Windows, global tokens, random blocks and BigBird keep $O(n)$ pairs, the Sparse Transformer
+#   $O(n\sqrt n)$: the density falls as $n$ grows, and so the saving against dense attention
+#   rises.
+# - In one layer every sparse pattern is blind to most keys; what it can reach over several
+#   layers is the subject of Lecture 2.
