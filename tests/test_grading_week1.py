@@ -3,92 +3,20 @@ points with a hint that names them, and delegating to a reference earns nothing.
 
 from __future__ import annotations
 
-import inspect
-import json
 import math
-import re
 
 import numpy as np
 import pytest
 import torch
 
 import lcteach
+from grading_helpers import contract_tests, failed, run
 from lcteach.grading import week1 as grade
-from lcteach.grading.core import judge
-from notebook_source import SOLUTIONS, nbgrader_cells, solution_namespace
+from notebook_source import SOLUTIONS
 
 EXERCISES = SOLUTIONS / "week1_foundations" / "exercises.py"
-SOLUTION = solution_namespace(EXERCISES)
-STUDENT_NAMES = {  # grade part -> the function the student writes
-    "dense_attention": "dense_attention",
-    "causal_mask": "causal_mask",
-    "sliding_window": "generate_sliding_window",
-    "online_softmax_step": "online_softmax_step",
-    "tiled_attention": "tiled_attention",
-    "process_in_chunks": "process_in_chunks",
-    "fit_exponent": "fit_exponent",
-}
-
-
-def run(part, fn, capsys, seed=None):
-    """Grade ``fn``, and check that the trusted replay of its grading record agrees check by check."""
-    result = part(fn, seed=seed)
-    report = capsys.readouterr()
-    assert report.err == "", "graders must not write to stderr (nbgrader would score the cell 0)"
-    replayed = judge(json.loads(json.dumps(result.record, allow_nan=False)))
-    assert replayed.outcomes == result.outcomes, report.out
-    assert (replayed.points, replayed.delegated_to) == (result.points, result.delegated_to)
-    return result, report.out
-
-
-def failed(result) -> dict[str, str]:
-    """Failed check name -> its message and hint."""
-    return {o.name: f"{o.message} | {o.hint}" for o in result.outcomes if not o.passed}
-
-
-def release_stub(fn):
-    """A function with ``fn``'s signature whose body is nbgrader's release stub."""
-    namespace: dict = {}
-    exec(f"def {fn.__name__}{inspect.signature(fn)}:\n    raise NotImplementedError()", namespace)
-    return namespace[fn.__name__]
-
-
-# ---------------------------------------------------------------- the whole part set
-
-
-@pytest.mark.parametrize("part", grade.PARTS, ids=lambda p: p.__name__)
-@pytest.mark.parametrize("seed", [None, 7331])
-def test_solution_earns_full_marks(part, seed, capsys):
-    result, report = run(part, getattr(SOLUTION, STUDENT_NAMES[part.__name__]), capsys, seed)
-    assert result.points == part.points, report
-    assert float(repr(result)) == part.points
-
-
-@pytest.mark.parametrize("part", grade.PARTS, ids=lambda p: p.__name__)
-def test_release_stub_earns_nothing(part, capsys):
-    result, report = run(part, release_stub(getattr(SOLUTION, STUDENT_NAMES[part.__name__])), capsys)
-    assert result.points == 0
-    assert "NotImplementedError" in report
-
-
-def test_graded_cells_match_the_graders():
-    """Every graded code cell calls its part once visibly and once with a hidden seed; points agree."""
-    graded = {meta["grade_id"]: (cell, meta) for cell, meta in nbgrader_cells(EXERCISES)
-              if meta.get("grade") and cell.cell_type == "code"}
-    assert set(graded) == {f"test_{name}" for name in grade.POINTS}
-    for name, points in grade.POINTS.items():
-        cell, meta = graded[f"test_{name}"]
-        assert meta["points"] == points and meta["locked"]
-        visible, hidden = cell.source.split("### BEGIN HIDDEN TESTS")
-        assert visible.strip() == f"grade.{name}({STUDENT_NAMES[name]})"
-        assert re.search(rf"grade\.{name}\({STUDENT_NAMES[name]}, seed=\d+\)", hidden)
-
-
-def test_total_points_and_written_answer():
-    cells = nbgrader_cells(EXERCISES)
-    manual = [meta for cell, meta in cells if meta.get("grade") and cell.cell_type == "markdown"]
-    assert len(manual) == 1 and manual[0]["solution"]
-    assert sum(grade.POINTS.values()) + manual[0]["points"] == 20
+SOLUTION, (test_solution_earns_full_marks, test_release_stub_earns_nothing, test_graded_cells_match_the_graders,
+           test_total_points_and_written_answer) = contract_tests(grade, EXERCISES, total_points=20)
 
 
 # ---------------------------------------------------------------- realistic mistakes

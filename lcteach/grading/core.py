@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch.nn.attention.flex_attention import create_mask
 
 from . import record
 
@@ -541,3 +542,48 @@ def expect_close(
             break
     raise CheckFailed(f"{what} differs from the expected values: max abs error {error:.3g} "
                       f"(tolerance {atol:g} + {rtol:g} x |expected|)", hint)
+
+
+def expect_pair(result, function: str, names: str):
+    """Check that a student's function returned two values, e.g. names = "(out, weights)"."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise CheckFailed(f"{function} should return a pair {names}, got {type(result).__name__}",
+                          f"end your function with `return {names.strip('()')}`")
+    return result
+
+
+def expect_value_error(case: Case, fn: Callable, *args, call: str, hint: str) -> None:
+    """Check that student code ``fn(*args)`` raises ValueError; ``call`` names the call in messages."""
+    try:
+        case.call(fn, *args)
+    except CheckFailed as failure:
+        if "ValueError" in failure.message:
+            return
+        raise CheckFailed(f"{call} should raise ValueError, but {failure.message}", hint) from None
+    raise CheckFailed(f"{call} returned instead of raising ValueError", hint)
+
+
+def student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
+    """Materialise a student's mask_mod with FlexAttention's create_mask, as real code would: bool (n_q, n_k)."""
+    if not callable(mask_mod):
+        raise CheckFailed(f"expected a mask_mod function, got {type(mask_mod).__name__}",
+                          "a generate_... function must return its inner mask_mod function, not call it")
+    try:
+        mask = case.call(create_mask, mask_mod, None, None, n_q, n_k, device="cpu")
+    except CheckFailed as failure:
+        if "vmap" not in failure.message:
+            raise
+        raise CheckFailed(failure.message, "use tensor operations (>=, -, %, &, |) on the indices, not Python "
+                          "if/and/or: FlexAttention calls mask_mod on tensors under torch.vmap") from None
+    return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool)[0, 0]
+
+
+def expect_mask(seen: torch.Tensor, expected: torch.Tensor, what: str, mistakes: dict[str, torch.Tensor]) -> None:
+    """Bool masks equal, or fail naming a differing entry and the known mistake ``seen`` matches, if any."""
+    if torch.equal(seen, expected):
+        return
+    wrong = (seen != expected).nonzero()
+    hint = next((f"your mask matches {name}" for name, m in mistakes.items() if torch.equal(seen, m)), "")
+    i, j = wrong[0].tolist()
+    raise CheckFailed(f"{what}: {len(wrong)} of {seen.numel()} entries differ; e.g. (query {i}, key {j}) "
+                      f"should be {'allowed' if expected[i, j] else 'blocked'}", hint)

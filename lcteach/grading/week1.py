@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import torch
-from torch.nn.attention.flex_attention import create_mask
 
 from ..attention import dense_attention as reference_attention
 from ..chunking import ChunkedProcessor
@@ -22,18 +21,13 @@ from ..memory import peak_memory
 from ..online_softmax import finalize_softmax_state, init_softmax_state
 from ..profiling import fit_exponent as reference_fit_exponent
 from ..profiling import format_bytes
-from .core import Case, CheckFailed, check, expect_close, expect_tensor, make_part
+from .core import (
+    Case, CheckFailed, check, expect_close, expect_mask, expect_pair, expect_tensor, expect_value_error, make_part,
+    student_mask,
+)
 
 
 _part = functools.partial(make_part, __name__)
-
-
-def _pair(result, function: str, names: str):
-    """Check that a student's function returned two values, e.g. names = "(out, weights)"."""
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise CheckFailed(f"{function} should return a pair {names}, got {type(result).__name__}",
-                          f"end your function with `return {names.strip('()')}`")
-    return result
 
 
 # ---------------------------------------------------------------- 1. dense attention
@@ -70,7 +64,7 @@ def _attention_mistakes(q, k, v, mask=None) -> dict[str, tuple[torch.Tensor, tor
 
 def _run_attention(student, case: Case, q, k, v, mask=None, compare=True):
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    out, weights = _pair(case.call(student, *args), "dense_attention", "(out, weights)")
+    out, weights = expect_pair(case.call(student, *args), "dense_attention", "(out, weights)")
     expected_out, expected_weights = reference_attention(q, k, v, mask)
     out = expect_tensor(out, "out", expected_out.shape, q.dtype)
     weights = expect_tensor(weights, "weights", expected_weights.shape, q.dtype)
@@ -131,31 +125,6 @@ dense_attention = _part("dense_attention", 3, _dense_shapes, _dense_values, _den
 # ---------------------------------------------------------------- 2-3. mask_mods
 
 
-def _student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
-    """Materialise a student's mask_mod with FlexAttention's create_mask, as real code would."""
-    if not callable(mask_mod):
-        raise CheckFailed(f"expected a mask_mod function, got {type(mask_mod).__name__}",
-                          "generate_sliding_window must return the inner function, not call it")
-    try:
-        mask = case.call(create_mask, mask_mod, None, None, n_q, n_k, device="cpu")
-    except CheckFailed as failure:
-        if "vmap" not in failure.message:
-            raise
-        raise CheckFailed(failure.message, "use tensor operations (>=, -, &, |) on the indices, not Python if/and/or: "
-                          "FlexAttention calls mask_mod on tensors under torch.vmap") from None
-    return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool)[0, 0]
-
-
-def _expect_mask(seen: torch.Tensor, expected: torch.Tensor, what: str, mistakes: dict[str, torch.Tensor]):
-    if torch.equal(seen, expected):
-        return
-    wrong = (seen != expected).nonzero()
-    hint = next((f"your mask matches {name}" for name, m in mistakes.items() if torch.equal(seen, m)), "")
-    i, j = wrong[0].tolist()
-    raise CheckFailed(f"{what}: {len(wrong)} of {seen.numel()} entries differ; e.g. (query {i}, key {j}) "
-                      f"should be {'allowed' if expected[i, j] else 'blocked'}", hint)
-
-
 def _causal_mistakes(n_q: int, n_k: int) -> dict[str, torch.Tensor]:
     i = torch.arange(n_q)[:, None]
     j = torch.arange(n_k)[None, :]
@@ -165,7 +134,7 @@ def _causal_mistakes(n_q: int, n_k: int) -> dict[str, torch.Tensor]:
 
 def _check_causal(student, case, n_q, n_k):
     expected = materialize_mask(reference_causal_mask, n_q, n_k)[0, 0]
-    _expect_mask(_student_mask(case, student, n_q, n_k), expected, f"causal mask with {n_q} queries and {n_k} keys",
+    expect_mask(student_mask(case, student, n_q, n_k), expected, f"causal mask with {n_q} queries and {n_k} keys",
                  _causal_mistakes(n_q, n_k))
 
 
@@ -199,7 +168,7 @@ def _window_mistakes(n: int, window: int) -> dict[str, torch.Tensor]:
 def _check_window(student, case, n: int, window: int):
     mask_mod = case.call(student, window)
     expected = materialize_mask(reference_sliding_window(window), n)[0, 0]
-    _expect_mask(_student_mask(case, mask_mod, n, n), expected, f"sliding window {window} over {n} tokens",
+    expect_mask(student_mask(case, mask_mod, n, n), expected, f"sliding window {window} over {n} tokens",
                  _window_mistakes(n, window))
 
 
@@ -223,14 +192,8 @@ def _window_full(student, case):
 @check("window < 1 raises ValueError")
 def _window_invalid(student, case):
     for bad in (0, -case.randint(1, 5)):
-        try:
-            case.call(student, bad)
-        except CheckFailed as failure:
-            if "ValueError" in failure.message:
-                continue
-            raise CheckFailed(f"generate_sliding_window({bad}) should raise ValueError, but {failure.message}") from None
-        raise CheckFailed(f"generate_sliding_window({bad}) returned instead of raising ValueError",
-                          "check the argument first: `if window < 1: raise ValueError(...)` with a message naming it")
+        expect_value_error(case, student, bad, call=f"generate_sliding_window({bad})",
+                           hint="check the argument first: `if window < 1: raise ValueError(...)` with a message naming it")
 
 
 sliding_window = _part("sliding_window", 2, _window_one, _window_random, _window_full, _window_invalid)
@@ -323,7 +286,7 @@ online_softmax_step = _part("online_softmax_step", 3, _online_one_block, _online
 def _check_tiled(student, case, n_q, n_k, block):
     d = case.randint(2, 16)
     q, k, v = case.randn(1, 2, n_q, d), case.randn(1, 2, n_k, d), case.randn(1, 2, n_k, d)
-    out, lse = _pair(case.call(student, q, k, v, block_size=block), "tiled_attention", "(out, lse)")
+    out, lse = expect_pair(case.call(student, q, k, v, block_size=block), "tiled_attention", "(out, lse)")
     expected_out, _ = reference_attention(q, k, v)
     out = expect_tensor(out, "out", expected_out.shape, q.dtype)
     lse = expect_tensor(lse, "lse", expected_out.shape[:-1], q.dtype)

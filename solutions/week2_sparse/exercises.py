@@ -1,0 +1,508 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Week 2 exercises: sparse attention
+#
+# Seven graded parts and one written answer. You build the sparse patterns of the lectures as
+# FlexAttention `mask_mod`s (strided, Longformer, BigBird), draw a random block layout you can
+# reproduce, write a block-sparse kernel whose work follows the layout, keep only the top-k
+# scores of each query, and count how many stacked layers a pattern needs before every token can
+# hear from every other.
+#
+# **How grading works.** Each check cell runs your function on random inputs and compares the
+# result with the course's reference implementation. It prints which checks passed, what was
+# expected, what it saw, and a hint; the number at the bottom of the cell is your score for
+# that part. When you submit, the same checks run again on inputs you have not seen, and those
+# decide the grade, so make your function correct rather than make the checks pass. Part 5 is
+# also graded by measurement: the grader counts the work your kernel does.
+#
+# **Rules.**
+# - Write your functions with `torch` (and `numpy`, `math`) only. FlexAttention's pattern tools
+#   `create_mask`, `or_masks` and `and_masks` are allowed: they are how real code builds
+#   patterns. Calling the `lcteach` reference implementations,
+#   `torch.nn.functional.scaled_dot_product_attention` or `flex_attention` inside a graded
+#   function earns 0 for that part.
+# - Do not edit or delete the check cells; they are restored from the original when grading.
+# - Tensors are `(batch, heads, seq, dim)`; positions start at 0; a mask is `True` where the
+#   query *may attend* to the key.
+
+# %%
+import math
+import time
+
+import torch
+from torch.nn.attention.flex_attention import and_masks, create_mask, or_masks
+
+from lcteach.grading import week2 as grade
+
+_ = torch.manual_seed(0)
+
+
+def causal_mask(b, h, q_idx, kv_idx):
+    """Week 1's causal mask: the key is at or before the query."""
+    return kv_idx <= q_idx
+
+
+def show(mask_mod, n, n_k=None):
+    """Print a mask_mod as a grid of 1 (attend) and . (blocked), one row per query."""
+    mask = create_mask(mask_mod, None, None, n, n_k or n, device="cpu")[0, 0]
+    for row in mask:
+        print(" ".join("1" if allowed else "." for allowed in row.tolist()))
+
+
+# %% [markdown]
+# ## Part 1: strided (dilated) attention (2 points)
+#
+# A dilated pattern lets query `i` attend the keys a whole number of strides away:
+# `j = i, i ± stride, i ± 2·stride, ...`, that is, `(i - j) % stride == 0`. With a stride of
+# $\sqrt{n}$ each query sees about $\sqrt{n}$ keys, and two layers of it (with a local window)
+# connect any two positions: that is the Sparse Transformer.
+#
+# Write `generate_strided(stride, causal=False)` returning a `mask_mod`. The off-by-ones,
+# written down:
+# - the query itself is in the pattern (distance 0 is a multiple of every stride);
+# - without `causal`, the pattern looks **both ways** (earlier and later keys);
+#   `causal=True` keeps only keys `j <= i`, the query included;
+# - `stride=1` is full attention (with `causal=True`: the causal mask);
+# - a `stride` below 1 makes no sense: raise `ValueError` with a message that says so.
+#
+# As in Week 1, a `mask_mod` is called on tensors under `torch.vmap`: use tensor operations
+# (`%`, `==`, `<=`, `&`) on the indices. `causal` is a plain Python bool that you know when
+# the mask_mod is made, so an `if causal:` around tensor code is fine.
+
+# %% nbgrader={"grade": false, "grade_id": "strided", "locked": false, "schema_version": 3, "solution": true}
+def generate_strided(stride, causal=False):
+    """Return mask_mod(b, h, q_idx, kv_idx): (q_idx - kv_idx) % stride == 0, and kv_idx <= q_idx if causal."""
+    ### BEGIN SOLUTION
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+
+    def strided(b, h, q_idx, kv_idx):
+        allowed = (q_idx - kv_idx) % stride == 0
+        if causal:
+            allowed = allowed & (kv_idx <= q_idx)
+        return allowed
+
+    strided.__name__ = f"strided_{stride}" + ("_causal" if causal else "")
+    return strided
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_strided", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.strided(generate_strided)
+### BEGIN HIDDEN TESTS
+grade.strided(generate_strided, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Look at it: stride 3 over 9 tokens, both ways and causal.
+
+# %%
+show(generate_strided(3), 9)
+print()
+show(generate_strided(3, causal=True), 9)
+
+# %% [markdown]
+# ## Part 2: a random block layout you can reproduce (2 points)
+#
+# BigBird's third ingredient is random attention, drawn per **block** rather than per token:
+# cut the queries and keys into blocks, and let each query block attend a few key blocks
+# drawn at random. The draw is stored as a bool *layout*: `layout[qi, kj]` is `True` when
+# query block `qi` attends key block `kj`.
+#
+# Write `random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed)` returning a bool
+# tensor `(q_blocks, kv_blocks)` in which every row has exactly `blocks_per_row` **distinct**
+# `True` entries, drawn uniformly at random. The query's own block is not guaranteed.
+#
+# Randomness in a model must be reproducible and private:
+# - make a generator from the seed, `g = torch.Generator().manual_seed(seed)`, and pass
+#   `generator=g` to every random call: the same seed gives the same layout, and the global
+#   random state (`torch.manual_seed`, which the rest of the notebook shares) is neither used
+#   nor changed;
+# - draw without replacement: `torch.randint` can pick a block twice, `torch.randperm` cannot;
+# - raise `ValueError` unless `1 <= blocks_per_row <= kv_blocks`.
+#
+# The grader checks properties, not the exact draws: the shape and counts, that seeds
+# reproduce, that the global RNG is left alone, and that over many seeds every block is drawn
+# about equally often.
+
+# %% nbgrader={"grade": false, "grade_id": "random_block_layout", "locked": false, "schema_version": 3, "solution": true}
+def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):
+    """Bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct random True per row, drawn from seed."""
+    ### BEGIN SOLUTION
+    if not 1 <= blocks_per_row <= kv_blocks:
+        raise ValueError(f"blocks_per_row must be between 1 and kv_blocks = {kv_blocks}, got {blocks_per_row}")
+    generator = torch.Generator().manual_seed(seed)
+    layout = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+    for row in range(q_blocks):
+        chosen = torch.randperm(kv_blocks, generator=generator)[:blocks_per_row]
+        layout[row, chosen] = True
+    return layout
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_random_block_layout", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.random_block_layout(random_block_layout)
+### BEGIN HIDDEN TESTS
+grade.random_block_layout(random_block_layout, seed=7331)
+### END HIDDEN TESTS
+
+# %%
+print(random_block_layout(6, 6, 2, seed=1).int())
+
+# %% [markdown]
+# ## Part 3: Longformer, a window plus global tokens (2 points)
+#
+# Longformer gives every token a **symmetric** window, and a few **global** tokens (a `[CLS]`
+# token, the question in question answering) full attention in both directions:
+#
+# - window: query `i` attends key `j` when `|i - j| <= window // 2`. `window` counts the keys
+#   of a row, the query included, so it is odd: `window=3` is `i-1, i, i+1`; `window=1` is the
+#   query alone. Rows near the ends have fewer keys. An even window or one below 1: raise
+#   `ValueError`.
+# - global tokens: a global token attends **every** key (its row is all `True`) and **every**
+#   query attends it (its column is all `True`). `global_tokens` is either a count `g` (the
+#   first `g` tokens, positions `0 .. g-1`) or a list of positions, e.g. `[0, 17]`.
+#
+# Write `generate_longformer(window, global_tokens)` returning the `mask_mod` of the union:
+# allowed when the pair is in the window **or** the query is global **or** the key is global.
+# To test "is this index global?" under vmap, compare it with each position (`idx == p`) and
+# combine with `|`; a lookup table indexed past its end would fail.
+
+# %% nbgrader={"grade": false, "grade_id": "longformer", "locked": false, "schema_version": 3, "solution": true}
+def generate_longformer(window, global_tokens):
+    """Return mask_mod: |q_idx - kv_idx| <= window // 2, or q_idx global, or kv_idx global."""
+    ### BEGIN SOLUTION
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be odd and at least 1 (the query plus the same number of keys on each side), "
+                         f"got {window}")
+    radius = window // 2
+    positions = list(range(global_tokens)) if isinstance(global_tokens, int) else list(global_tokens)
+
+    def is_global(idx):
+        flag = idx < 0  # all False, with idx's shape
+        for position in positions:
+            flag = flag | (idx == position)
+        return flag
+
+    def longformer(b, h, q_idx, kv_idx):
+        return ((q_idx - kv_idx).abs() <= radius) | is_global(q_idx) | is_global(kv_idx)
+
+    longformer.__name__ = f"longformer_w{window}_g{len(positions)}"
+    return longformer
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_longformer", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.longformer(generate_longformer)
+### BEGIN HIDDEN TESTS
+grade.longformer(generate_longformer, seed=7331)
+### END HIDDEN TESTS
+
+# %%
+show(generate_longformer(3, [0, 6]), 10)
+
+# %% [markdown]
+# ## Part 4: BigBird by composition (3 points)
+#
+# BigBird is Longformer plus random blocks: the **union** of a symmetric window, global tokens
+# and a block layout (Part 2). FlexAttention composes patterns for you:
+# `or_masks(a, b, ...)` allows a pair when any of its mask_mods does, `and_masks(a, b, ...)`
+# when all of them do.
+#
+# 1. Write `generate_block_mask(layout, block_size)`: query `i` attends key `j` when
+#    `layout[i // block_size, j // block_size]` (block `qi` holds queries
+#    `qi·block_size .. (qi+1)·block_size - 1`; likewise for keys). Indexing a tensor with the
+#    index tensors is fine under vmap.
+# 2. Write `generate_bigbird(window, global_tokens, layout, block_size, causal=False)`:
+#    `or_masks` of your Longformer (Part 3) and your block mask; with `causal=True`, the whole
+#    union is restricted to keys `j <= i` with `and_masks` and `causal_mask` (defined at the top
+#    of this notebook): a decoder cannot look ahead, not even through a global token or a
+#    random block.
+#
+# The layout is an argument, so your BigBird draws nothing itself: you pass it a layout from
+# `random_block_layout`, and the grader passes the very layout that the reference BigBird
+# draws from its seed, so the two masks can be compared entry by entry. Part 4 builds on
+# Part 3: fix Part 3 first.
+
+# %% nbgrader={"grade": false, "grade_id": "bigbird", "locked": false, "schema_version": 3, "solution": true}
+def generate_block_mask(layout, block_size):
+    """Return mask_mod: True where layout[q_idx // block_size, kv_idx // block_size]."""
+    ### BEGIN SOLUTION
+    def block_mask(b, h, q_idx, kv_idx):
+        return layout[q_idx // block_size, kv_idx // block_size]
+
+    block_mask.__name__ = f"block_mask_b{block_size}"
+    return block_mask
+    ### END SOLUTION
+
+
+def generate_bigbird(window, global_tokens, layout, block_size, causal=False):
+    """Return mask_mod: Longformer(window, global_tokens) or the layout's blocks; and causal if asked."""
+    ### BEGIN SOLUTION
+    bigbird = or_masks(generate_longformer(window, global_tokens), generate_block_mask(layout, block_size))
+    if causal:
+        bigbird = and_masks(causal_mask, bigbird)
+    return bigbird
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_bigbird", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+grade.bigbird(generate_bigbird)
+### BEGIN HIDDEN TESTS
+grade.bigbird(generate_bigbird, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# How sparse is it? At n = 4096 with blocks of 64, a window of about 3 blocks (193 keys), 2
+# global tokens and 3 random blocks per row, BigBird computes under a tenth of the pairs, and the
+# fraction falls as n grows: the cost per token is constant, so the total is O(n), not O(n^2).
+
+# %%
+n, block = 4096, 64
+layout = random_block_layout(n // block, n // block, 3, seed=0)
+mask = create_mask(generate_bigbird(3 * block + 1, 2, layout, block), None, None, n, n, device="cpu")
+print(f"BigBird at n={n}: {mask.float().mean().item():.1%} of the {n}x{n} pairs")
+
+# %% [markdown]
+# ## Part 5: block-sparse attention that skips empty blocks (4 points)
+#
+# A mask alone saves nothing: masked dense attention still computes every score and throws
+# most away. A block-sparse kernel computes **only** the blocks its layout marks.
+#
+# Write `block_sparse_attention(q, k, v, layout, block_size)` returning `out (B, H, Nq, Dv)`:
+# - `q (B, H, Nq, D)`, `k (B, H, Nk, D)`, `v (B, H, Nk, Dv)`; `layout` is a bool
+#   `(ceil(Nq / block_size), ceil(Nk / block_size))`, the same for every batch entry and head.
+# - Query `i` attends key `j` exactly when `layout[i // block_size, j // block_size]`: the
+#   result must equal masked dense attention, $\mathrm{softmax}(QK^\top/\sqrt{d})V$ with that
+#   mask. The softmax of a query runs over **all** active blocks of its row together.
+# - The last blocks may be shorter (`Nq`, `Nk` need not be multiples of `block_size`): keys
+#   past `Nk` do not exist and are never attended.
+# - A query block whose layout row is all `False` has no key to attend: its queries get a
+#   **zero** output (the softmax of nothing is undefined; zero is the convention of
+#   `lcteach.block_sparse_attention`).
+#
+# One way: for each query block, gather the key (and value) positions of the active blocks in
+# its row, compute that `(block, active keys)` strip of scores, softmax it, multiply by the
+# gathered values.
+#
+# **Graded by measurement.** At n = 1024, block size s = 32, D = Dv = 16, with 3 and then 1
+# active key blocks in each row of 32, the grader runs your function (its output must be
+# right) and counts
+# - the FLOPs of your matrix products (`torch.utils.flop_counter.FlopCounterMode`): each active
+#   block needs $2 s^2 (D + D_v)$ (one product for its scores, one with the values); you may
+#   use up to 2x that, so the count must drop with the active blocks;
+# - every number your operations produce (the elements of each new tensor, views excluded):
+#   at most 8 per active score plus 8 per input position and feature, so no `(n, n)` tensor,
+#   not even a mask, and no scores computed without a matrix product to dodge the FLOP count.
+#
+# With 3 active blocks in a row of 32, dense-then-mask does 10x the FLOPs it needs: it fails.
+
+# %% nbgrader={"grade": false, "grade_id": "block_sparse_attention", "locked": false, "schema_version": 3, "solution": true}
+def block_sparse_attention(q, k, v, layout, block_size):
+    """Attention over the (query block, key block) pairs that layout marks: out (B, H, Nq, Dv)."""
+    ### BEGIN SOLUTION
+    n_k = k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
+    for qi in range(layout.shape[0]):
+        key_blocks = layout[qi].nonzero().flatten().tolist()
+        if not key_blocks:
+            continue  # no key to attend: these queries keep a zero output
+        keys = torch.cat([torch.arange(kj * block_size, min((kj + 1) * block_size, n_k), device=q.device)
+                          for kj in key_blocks])
+        rows = slice(qi * block_size, (qi + 1) * block_size)
+        scores = q[..., rows, :] @ k[..., keys, :].transpose(-2, -1) * scale
+        out[..., rows, :] = torch.softmax(scores, dim=-1) @ v[..., keys, :]
+    return out
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_block_sparse_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+grade.block_sparse_attention(block_sparse_attention)
+### BEGIN HIDDEN TESTS
+grade.block_sparse_attention(block_sparse_attention, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Time follows the work. Below, your kernel at n = 4096 with 1, 4 and 16 active key blocks per
+# row of 64; masked dense attention computes all 64 every time.
+
+# %%
+q, k, v = (torch.randn(1, 4, 4096, 64) for _ in range(3))
+for per_row in (1, 4, 16):
+    layout = random_block_layout(64, 64, per_row, seed=per_row)
+    start = time.perf_counter()
+    block_sparse_attention(q, k, v, layout, 64)
+    print(f"{per_row:2d} of 64 blocks per row: {time.perf_counter() - start:.3f} s")
+
+# %% [markdown]
+# ## Part 6: top-k attention (3 points)
+#
+# Fixed patterns decide in advance who may attend whom. Top-k attention decides from the
+# content: each query keeps only its `top_k` highest scores and takes the softmax over those.
+#
+# Write `topk_attention(q, k, v, top_k, causal=False, mask_mod=None)` returning
+# `(out (B, H, Nq, Dv), weights (B, H, Nq, Nk))`, with the scores scaled by $1/\sqrt{d}$:
+# - the allowed keys of query `i` are `j <= i` when `causal`, and only where `mask_mod` is
+#   `True` when it is given (materialise it with `create_mask(mask_mod, None, None, Nq, Nk)`);
+#   choose the top `top_k` **among the allowed keys**, not among all keys;
+# - ties at the k-th score go to the **earlier** key, so a row keeps exactly
+#   `min(top_k, allowed keys)` keys: `torch.sort(scores, dim=-1, descending=True, stable=True)`
+#   puts the earlier of equal scores first (`torch.topk` promises no order for ties);
+# - the softmax runs over the kept keys only; weights are exactly 0 elsewhere;
+# - `top_k >= Nk` is ordinary (masked) attention; a query with no allowed key gets zero
+#   weights and a zero output.
+
+# %% nbgrader={"grade": false, "grade_id": "topk_attention", "locked": false, "schema_version": 3, "solution": true}
+def topk_attention(q, k, v, top_k, causal=False, mask_mod=None):
+    """Each query attends its top_k highest-scoring allowed keys: (out (B, H, Nq, Dv), weights (B, H, Nq, Nk))."""
+    ### BEGIN SOLUTION
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    allowed = torch.ones(n_q, n_k, dtype=torch.bool, device=q.device)
+    if causal:
+        allowed = allowed.tril()
+    if mask_mod is not None:
+        allowed = allowed & create_mask(mask_mod, None, None, n_q, n_k, device=q.device)[0, 0]
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    kept = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, order[..., :top_k], True) & allowed
+    weights = torch.softmax(scores.masked_fill(~kept, float("-inf")), dim=-1)
+    weights = weights.nan_to_num(0.0)  # a row with no kept key: softmax of all -inf is NaN, we want 0
+    return weights @ v, weights
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_topk_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+grade.topk_attention(topk_attention)
+### BEGIN HIDDEN TESTS
+grade.topk_attention(topk_attention, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# How much of the attention does top-k keep? Below, the share of ordinary attention's weight
+# that falls on the kept keys, for random queries and keys. Random scores are fairly flat;
+# trained models concentrate their attention on few keys, which is what makes top-k work there.
+
+# %%
+q, k, v = (torch.randn(1, 1, 512, 64) for _ in range(3))
+_, dense_weights = topk_attention(q * 3, k, v, 512)  # top_k >= n: ordinary attention
+for top_k in (8, 64, 256):
+    _, weights = topk_attention(q * 3, k, v, top_k)
+    kept = (dense_weights * (weights > 0)).sum(-1).mean().item()
+    print(f"top_k={top_k:3d}: the kept keys carry {kept:.0%} of the dense attention weight")
+
+# %% [markdown]
+# ## Part 7: how many layers until every token hears every other? (2 points)
+#
+# A sparse layer moves information only along its pattern. With the pattern as a bool matrix
+# `A` (`A[i, j]`: query `i` attends key `j`), one layer moves key `j`'s information to query
+# `i` when `A[i, j]`. Between layers the **residual** connection keeps each position's own
+# information, so after `L` layers `j` has reached `i` when `(A or I)^L [i, j]` is true
+# (boolean matrix power, `I` the identity): a path may wait in place.
+#
+# Write `minimal_layers(pattern, n=None, causal=None)` returning the fewest layers `L` after
+# which every query has information from every key it *could* have, or `None` if no depth
+# gets there:
+# - `pattern` is a bool `(n, n)` matrix, or a `mask_mod` together with `n`;
+# - "every key it could have": every `j <= i` for a **causal** pattern (no query attends a
+#   later key), every `j` otherwise; `causal=True/False` forces the choice;
+# - after 0 layers each position has only itself: `n = 1` needs 0 layers;
+# - a path never needs more than `n - 1` hops, so if `(A or I)^(n-1)` does not cover the
+#   target, nothing will: return `None`. (You may stop sooner: once a layer reaches nothing
+#   new, no later layer will.)
+#
+# A boolean product is a float matrix product of 0/1 matrices followed by `> 0`.
+
+# %% nbgrader={"grade": false, "grade_id": "minimal_layers", "locked": false, "schema_version": 3, "solution": true}
+def minimal_layers(pattern, n=None, causal=None):
+    """Fewest stacked layers for full reach of a bool (n, n) pattern or a mask_mod at length n; None if never."""
+    ### BEGIN SOLUTION
+    if callable(pattern):
+        pattern = create_mask(pattern, None, None, n, n, device="cpu")[0, 0]
+    size = pattern.shape[0]
+    step = (pattern | torch.eye(size, dtype=torch.bool)).float()  # the residual keeps what a position had
+    if causal is None:
+        causal = not pattern.triu(1).any()
+    target = torch.ones(size, size, dtype=torch.bool)
+    if causal:
+        target = target.tril()
+    reach = torch.eye(size, dtype=torch.bool)  # after 0 layers, each position has only itself
+    for layers in range(size):
+        if (reach | ~target).all():
+            return layers
+        grown = (step @ reach.float()) > 0
+        if torch.equal(grown, reach):
+            return None  # this layer reached nothing new, so no later one will
+        reach = grown
+    return None
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_minimal_layers", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.minimal_layers(minimal_layers)
+### BEGIN HIDDEN TESTS
+grade.minimal_layers(minimal_layers, seed=7331)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The patterns of this week at n = 256, with windows of 17 keys. Strided attention alone never
+# connects positions that are not a multiple of the stride apart; with a window it needs two
+# layers.
+
+# %%
+def causal_window_17(b, h, q_idx, kv_idx):
+    return (kv_idx <= q_idx) & (q_idx - kv_idx < 17)
+
+
+def symmetric_window_17(b, h, q_idx, kv_idx):
+    return (q_idx - kv_idx).abs() <= 8
+
+
+patterns = {
+    "causal sliding window of 17": causal_window_17,
+    "symmetric window of 17": symmetric_window_17,
+    "Longformer: window 17, 1 global token": generate_longformer(17, 1),
+    "strided 16, causal": generate_strided(16, causal=True),
+    "strided 16 or window 17, causal": or_masks(generate_strided(16, causal=True), causal_window_17),
+}
+for name, mask_mod in patterns.items():
+    layers = minimal_layers(mask_mod, 256)
+    print(f"{name:40s} {'never' if layers is None else f'{layers} layers'}")
+
+# %% [markdown]
+# ## Part 8: written answer (2 points, graded by your instructor)
+#
+# In a few sentences: a decoder runs 12 layers of causal sliding-window attention with a window
+# of 512 tokens over 8192-token documents. (a) After the 12 layers, how far back can
+# information reach the last token, and how many layers would it need to hear the first token?
+# (b) Adding 2 global tokens at positions 0 and 1 (causal: they see only the past, everyone
+# sees them) does not fix this for the last token: why, and what would? (c) For a bidirectional
+# encoder, how many layers does BigBird (window + global tokens + random blocks) need for full
+# reach, and what does each global token cost per layer in pairs?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_reach", "locked": false, "points": 2, "schema_version": 3, "solution": true}
+# (a) Each layer moves information back at most 511 positions (the window holds the query and
+# the 511 keys before it), so after 12 layers the last token (8191) has information from
+# positions 8191 - 12·511 = 2059 onwards, about a quarter of the document is out of reach. To
+# hear token 0 it needs ceil(8191 / 511) = 17 layers.
+# (b) In a causal model the global tokens at positions 0 and 1 can attend only positions 0 and 1:
+# everyone can read them, but they never collect anything from the rest of the document, so
+# they cannot relay token 5000 to token 8191. What helps: global (or "summary") tokens placed
+# later that gather earlier context, strided/dilated layers (jumps of a whole window), or more
+# layers.
+# (c) Two layers: key j reaches a global token in layer 1 (global tokens attend everyone), and
+# the global token reaches every query in layer 2 (everyone attends it); the window and random
+# blocks only add paths. A global token adds its row and its column, 2n - 1 pairs per layer,
+# O(n) rather than O(n^2), and every long-range message squeezes through those few vectors.
