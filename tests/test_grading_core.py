@@ -72,6 +72,29 @@ def test_exceptions_fail_only_their_check(capsys):
     assert result.points == 0 and "your function raised KeyError" in capsys.readouterr().out
 
 
+def test_student_code_gets_copies_of_its_arguments(capsys):
+    x = torch.arange(4.0)
+
+    @check("sees its own inputs unchanged")
+    def inputs_unchanged(student, case):
+        data = {"x": x, "parts": [x[:2], (x[2:],)]}
+        case.call(student, x, data, scale=x)
+        if not (torch.equal(x, torch.arange(4.0)) and data["parts"][0] is not None and len(data["parts"]) == 2):
+            raise CheckFailed("the student's function changed the grader's inputs")
+
+    def writes_everywhere(x, data, scale):
+        x.zero_()
+        scale.add_(1)
+        data["x"].mul_(0)
+        data["parts"][0].fill_(7)
+        data["parts"][1][0].fill_(7)
+        data["parts"].clear()
+        return None
+
+    assert grade_part("demo", 1, [inputs_unchanged], writes_everywhere, seed=None).points == 1
+    assert torch.equal(x, torch.arange(4.0))
+
+
 def test_warnings_and_stderr_are_sent_to_stdout(capsys):
     def noisy():
         warnings.warn("something deprecated", DeprecationWarning)

@@ -141,7 +141,9 @@ class Case:
 
     def call(self, fn: Callable, *args, **kwargs):
         """Call student code under the guard and return its result as plain data (functions stay
-        functions); an exception becomes a failed check."""
+        functions); an exception becomes a failed check. The code gets copies of tensor, list,
+        tuple and dict arguments: one that writes into its inputs cannot change the inputs the
+        check goes on to use (the trusted replay never sees such writes)."""
         return self.session.call(fn, args, kwargs)
 
     def observe(self, value):
@@ -267,6 +269,7 @@ class Recording:
 
     def call(self, fn: Callable, args, kwargs):
         before = self.guard.delegated_to
+        args, kwargs = _private_copy(args), _private_copy(kwargs)
         try:
             value = self.guard.call(fn, *args, **kwargs)
         except CheckFailed as failure:
@@ -286,6 +289,17 @@ class Recording:
         if self.guard.timed_out:
             entry["timed_out"] = True
         self.checks[-1].append(entry)
+
+
+def _private_copy(value):
+    """``value`` with every tensor cloned and every list, tuple and dict rebuilt; other objects as they are."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if type(value) in (list, tuple):
+        return type(value)(_private_copy(item) for item in value)
+    if type(value) is dict:
+        return {key: _private_copy(item) for key, item in value.items()}
+    return value
 
 
 class Replay:

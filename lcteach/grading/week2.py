@@ -46,11 +46,6 @@ def _grid(n_q: int, n_k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(n_q)[:, None], torch.arange(n_k)[None, :]
 
 
-def _copies(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Copies for the student's function: one that writes into its inputs cannot change what the grader compares."""
-    return tuple(t.clone() for t in tensors)
-
-
 def _materialised(mask_mod, n_q: int, n_k: int | None = None) -> torch.Tensor:
     """A reference mask_mod as a bool (n_q, n_k) matrix."""
     return materialize_mask(mask_mod, n_q, n_k)[0, 0]
@@ -282,11 +277,6 @@ def _global_flags(global_tokens, n: int) -> torch.Tensor:
     return flags
 
 
-def _tokens_copy(global_tokens):
-    """The count, or a copy of the list of positions, for the student's function."""
-    return global_tokens if isinstance(global_tokens, int) else list(global_tokens)
-
-
 def _longformer_reference(window: int, global_tokens):
     return or_masks(reference_symmetric_window(window), reference_global(global_tokens))
 
@@ -316,7 +306,7 @@ def _longformer_mistakes(n: int, window: int, global_tokens) -> dict[str, torch.
 
 
 def _check_longformer(student, case: Case, n: int, window: int, global_tokens):
-    mask_mod = case.call(student, window, _tokens_copy(global_tokens))
+    mask_mod = case.call(student, window, global_tokens)
     expected = _materialised(_longformer_reference(window, global_tokens), n)
     expect_mask(student_mask(case, mask_mod, n, n), expected,
                 f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
@@ -398,7 +388,7 @@ def _bigbird_mistakes(n, window, global_tokens, layout, block_size, causal) -> d
 def _check_bigbird(student, case: Case, window: int, global_tokens, layout: torch.Tensor, block_size: int,
                    causal: bool, expected: torch.Tensor | None = None):
     n = layout.shape[0] * block_size
-    args = (window, _tokens_copy(global_tokens), *_copies(layout), block_size)
+    args = (window, global_tokens, layout, block_size)
     mask_mod = case.call(student, *args, causal=True) if causal else case.call(student, *args)
     if expected is None:
         expected = _materialised(_bigbird_reference(window, global_tokens, layout, block_size, causal), n)
@@ -493,7 +483,7 @@ def _check_block_sparse(student, case: Case, shape: tuple[int, ...], n_k: int, b
     layout[torch.arange(q_blocks), torch.randint(0, kv_blocks, (q_blocks,), generator=case.generator)] = True
     if empty_rows:
         layout[torch.randperm(layout.shape[0], generator=case.generator)[:empty_rows]] = False
-    out = case.call(student, *_copies(q, k, v, layout), block_size)
+    out = case.call(student, q, k, v, layout, block_size)
     expected = reference_block_sparse(q, k, v, layout, block_size)
     what = f"out (Nq={n_q}, Nk={n_k}, block_size={block_size}, {str(dtype).removeprefix('torch.')})"
     out = expect_tensor(out, what, expected.shape, dtype)
@@ -571,7 +561,7 @@ def _work(student, case: Case, layout: torch.Tensor) -> tuple[int, int]:
     """(matmul FLOPs, elements produced) of one call at WORK_SHAPE, whose output must be right too."""
     batch, heads, n, d = WORK_SHAPE
     q, k, v = (case.randn(batch, heads, n, d) for _ in range(3))
-    measured = case.call(_measure_work, student, *_copies(q, k, v, layout), WORK_BLOCK)
+    measured = case.call(_measure_work, student, q, k, v, layout, WORK_BLOCK)
     if not (isinstance(measured, tuple) and len(measured) == 3 and all(type(x) is int for x in measured[1:])):
         raise CheckFailed("the grader's work measurement returned no result")
     out, flops, elements = measured
@@ -686,7 +676,7 @@ def _check_topk(student, case: Case, q, k, v, top_k: int, causal: bool = False, 
     kwargs = {"causal": True} if causal else {}
     if table is not None:
         kwargs["mask_mod"] = _table_mask_mod(table.clone())
-    result = case.call(student, *_copies(q, k, v), top_k, **kwargs)
+    result = case.call(student, q, k, v, top_k, **kwargs)
     out, weights = expect_pair(result, "topk_attention", "(out, weights)")
     expected_out, expected_weights = reference_topk(q, k, v, top_k, causal=causal,
                                                     mask_mod=None if table is None else _table_mask_mod(table))
@@ -768,7 +758,7 @@ def _check_layers(student, case: Case, pattern, n: int | None, what: str, causal
     expected = reference_minimal_layers(matrix, causal=causal)
     # A mask_mod goes to the student as a lookup in its materialised table: grader code, and a plain 4-argument
     # function as create_mask wants (a wrapped reference mask_mod would count as the student's delegation).
-    args = _copies(matrix) if n is None else (_table_mask_mod(matrix.clone()), n)
+    args = (matrix,) if n is None else (_table_mask_mod(matrix.clone()), n)
     result = case.call(student, *args, **({} if causal is None else {"causal": causal}))
     if result is not None and type(result) is not int:  # the record turns numpy integers into int
         raise CheckFailed(f"{what}: expected an int or None, got {type(result).__name__}",
