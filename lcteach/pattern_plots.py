@@ -19,8 +19,8 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 from torch.nn.attention.flex_attention import and_masks, or_masks
 
 from .complexity import AttentionCost
-from .masks import MaskMod, materialize_mask
-from .patterns import PatternCost
+from .masks import MaskMod
+from .patterns import PatternCost, pattern_density, pattern_flops
 from .plots import _colorbar, _Figure, _heatmap, _new_axes, _two_panels, plot_mask
 from .profiling import format_bytes
 from .reachability import Pattern, hop_counts
@@ -33,11 +33,6 @@ def _name(pattern) -> str:
     return getattr(pattern, "__name__", "mask_mod")
 
 
-def _cost(mask_mod: MaskMod, n: int, head_dim: int) -> PatternCost:
-    allowed = int(materialize_mask(mask_mod, n)[0, 0].sum())
-    return PatternCost(allowed, n * n, head_dim)
-
-
 def _cost_line(cost: PatternCost) -> str:
     return f"density {cost.density:.1%} of pairs\nFLOPs {cost.flops:.3g} vs {cost.dense_flops:.3g} dense: {cost.savings:.0%} saved vs dense"
 
@@ -48,7 +43,7 @@ def plot_pattern(mask_mod: MaskMod, n: int, *, head_dim: int = 64, ax: Axes | No
 
     Materialises the (n, n) mask: O(n^2) memory, for pictures up to n of a few thousand.
     """
-    cost = _cost(mask_mod, n, head_dim)
+    cost = pattern_flops(mask_mod, n, head_dim=head_dim, progress=False)
     return plot_mask(mask_mod, n, ax=ax, title=title or f"{_name(mask_mod)} at n={n}:\n{_cost_line(cost)}")
 
 
@@ -75,7 +70,7 @@ def plot_composition(a: MaskMod, b: MaskMod, n: int, op: str = "or", *, ax: Axes
         fig, panels = ax.figure, [ax] + [divider.append_axes("right", size="100%", pad=0.9) for _ in range(2)]
     labels = (f"A: {_name(a)}", f"B: {_name(b)}", f"A {op} B")
     for panel, label, mask_mod in zip(panels, labels, (a, b, combined), strict=True):
-        density = materialize_mask(mask_mod, n)[0, 0].double().mean().item()
+        density = pattern_density(mask_mod, n, progress=False)
         plot_mask(mask_mod, n, ax=panel, title=f"{label}\n{density:.1%} of pairs")
     fig.suptitle(f"Composing two patterns with {op}_masks (n={n})")
     return fig

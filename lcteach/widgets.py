@@ -33,6 +33,7 @@ from .patterns import (
     generate_random_blocks,
     generate_strided,
     generate_symmetric_window,
+    pattern_density,
     pattern_flops,
 )
 from .plots import left_context, plot_chunks, plot_mask, plot_tiles, tile_status
@@ -333,7 +334,7 @@ def composition_explorer(
 
     def render(A: str, op: str, B: str, n: int, **params):
         first, second = (sparse_pattern(name, n, seed=seed, **params) for name in (A, B))
-        densities = [materialize_mask(m, n).double().mean().item() for m in (first, second, combine(first, second, op))]
+        densities = [pattern_density(m, n, progress=False) for m in (first, second, combine(first, second, op))]
         info = _info(*((label, f"{d:.1%}") for label, d in zip(("A", "B", f"A {op} B"), densities, strict=True)))
         return plot_composition(first, second, n, op), info
 

@@ -457,7 +457,7 @@ def _block_sparse_mistakes(q, k, v, layout, block_size) -> dict[str, torch.Tenso
     over_queries = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-2).nan_to_num(0.0) @ v
     pad = -n_k % block_size
     padded_k, padded_v = (torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (k, v))
-    padded_mask = layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)[:n_q]
+    padded_mask = _layout_mask(layout, block_size, n_q, n_k + pad)
     mistakes = {
         "attention without the 1/sqrt(d) scaling": reference_block_sparse(q, k, v, layout, block_size, scale=1.0),
         "a softmax inside each block on its own: normalise over all active blocks of the query's row together":
