@@ -26,7 +26,7 @@ PYTEST_ARGS ?= -n 2 --dist loadscope --durations=15
 WEEK_OPTIONS = $(foreach week,$(WEEK),--week $(week))
 GRADE_OPTIONS = $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: help lab test release grade feedback demo bench throughput clean
+.PHONY: help lab lint format test release grade feedback demo bench throughput clean
 
 help: ## list the targets and their settings (the default target)
 	@echo "usage: make TARGET [SETTING=value ...]"
@@ -46,7 +46,15 @@ lab: $(STAMP) ## open JupyterLab on course/ (PORT=8888, JUPYTER_ARGS="..."); Nbg
 		PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/course \
 		$(if $(PORT),--ServerApp.port=$(PORT)) $(JUPYTER_ARGS)
 
-test: $(STAMP) ## run the test suite: library, graders, release, grading pipeline, notebooks
+lint: $(STAMP) ## check the code with ruff: lint rules and formatting (pyproject.toml [tool.ruff])
+	ruff check .
+	ruff format --check .
+
+format: $(STAMP) ## apply ruff's fixes and formatting (then review the diff)
+	ruff check --fix .
+	ruff format .
+
+test: lint ## run the linter, then the test suite: library, graders, release, grading pipeline, notebooks
 	python -m pytest $(PYTEST_ARGS)
 
 release: $(STAMP) ## build course/ from solutions/ through nbgrader generate_assignment
@@ -62,7 +70,7 @@ demo: $(STAMP) ## release, submit and grade a sample class in a temporary folder
 	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(GRADE_OPTIONS)
 
 bench: $(STAMP) ## time and measure the attention kernels vs SDPA into build/bench/ (BENCH_ARGS="--ns 1024,2048 --device cuda")
-	python -m lcteach.benchmark --out build/bench $(BENCH_ARGS)
+	python -m lcteach.bench --out build/bench $(BENCH_ARGS)
 
 throughput: $(STAMP) ## grade a sample class of 40 with 1 worker, then JOBS (default 2); print the speedup
 	python -m autograder.throughput $(if $(WEEK),--week $(WEEK)) --jobs $(or $(JOBS),2) $(if $(TIMEOUT),--timeout $(TIMEOUT))

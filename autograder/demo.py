@@ -9,8 +9,16 @@ import tempfile
 from pathlib import Path
 
 from autograder.pipeline import (
-    DEMO_STUDENTS, PipelineError, add_jobs_option, add_timeout_option, argument_parser, build_demo_class, format_report, grade_class,
-    run_script, weeks,
+    DEMO_STUDENTS,
+    PipelineError,
+    add_jobs_option,
+    add_timeout_option,
+    argument_parser,
+    build_demo_class,
+    format_report,
+    grade_class,
+    run_script,
+    weeks,
 )
 
 

@@ -4,7 +4,12 @@ Writes autograder/feedback/<student>/<week>/<notebook>.html with `nbgrader gener
 """
 
 from autograder.pipeline import (
-    COURSE_ROOT, add_week_option, argument_parser, generate_feedback, released_weeks, run_script,
+    COURSE_ROOT,
+    add_week_option,
+    argument_parser,
+    generate_feedback,
+    released_weeks,
+    run_script,
 )
 
 

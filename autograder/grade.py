@@ -8,7 +8,14 @@ Feedback goes to autograder/feedback/, grades to autograder/reports/grades.csv.
 """
 
 from autograder.pipeline import (
-    COURSE_ROOT, add_jobs_option, add_timeout_option, add_week_option, argument_parser, format_report, grade_class, released_weeks,
+    COURSE_ROOT,
+    add_jobs_option,
+    add_timeout_option,
+    add_week_option,
+    argument_parser,
+    format_report,
+    grade_class,
+    released_weeks,
     run_script,
 )
 

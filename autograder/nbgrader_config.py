@@ -7,9 +7,19 @@ nbgrader reads this file when it runs in this folder (the course scripts run it 
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
 from autograder.preprocessors import GuardedExecute, JudgeGradeCells, RestoreReleasedCells
 
@@ -32,10 +42,24 @@ c.Execute.iopub_timeout = 20
 # Autograding (autograder/preprocessors.py): the submission is rebuilt on the released notebook,
 # executed by an Execute that survives a dead kernel and bounds outputs, and each graded cell's
 # result is the trusted replay of the grading record its kernel wrote, not the kernel's word.
-c.Autograde.sanitize_preprocessors = [RestoreReleasedCells, ClearOutput, DeduplicateIds, OverwriteKernelspec,
-                                      OverwriteCells, CheckCellMetadata]
-c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, JudgeGradeCells,
-                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.Autograde.sanitize_preprocessors = [
+    RestoreReleasedCells,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    JudgeGradeCells,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 c.GuardedExecute.max_output_bytes = 1_000_000  # per cell: text, images, tracebacks
 
 # Student code runs in a sandbox: bubblewrap, no network, nothing of the repository but lcteach,

@@ -151,12 +151,21 @@ def run_command(command: list[str], cwd: Path, timeout: float | None = None) -> 
     """Run ``command``; at the timeout kill it and every process it started (kernels too)."""
     # nbgrader runs `alembic` from PATH when it creates a gradebook: put this interpreter's scripts first;
     # nbgrader_config.py names the kernel manager in autograder.sandbox: put the repository on the path.
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
     start = time.monotonic()
     process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         output, _ = process.communicate(timeout=timeout)
@@ -245,8 +254,10 @@ def released_weeks(root: Path, chosen: list[str] | None = None) -> list[str]:
     released = sorted(p.name for p in release_dir.iterdir() if p.is_dir()) if release_dir.is_dir() else []
     unknown = sorted(set(chosen or []) - set(released))
     if unknown or not released:
-        raise PipelineError(f"not released: {', '.join(unknown) or 'any week'} "
-                            f"(released: {', '.join(released) or 'none'}); run `make release` first")
+        raise PipelineError(
+            f"not released: {', '.join(unknown) or 'any week'} "
+            f"(released: {', '.join(released) or 'none'}); run `make release` first"
+        )
     return chosen or released
 
 
@@ -293,8 +304,10 @@ def unmatched_downloads(root: Path, week: str) -> list[str]:
     archive = root / "downloaded" / week / "archive"
     if not archive.is_dir():
         return []
-    pattern = re.compile(_config_value(root, "FileNameCollectorPlugin.named_regexp")
-                         or FileNameCollectorPlugin.named_regexp.default_value)
+    pattern = re.compile(
+        _config_value(root, "FileNameCollectorPlugin.named_regexp")
+        or FileNameCollectorPlugin.named_regexp.default_value
+    )
     released = {p.stem for p in (root / "release" / week).glob("*.ipynb")}
     names = []
     for path in sorted(archive.rglob("*")):
@@ -308,8 +321,10 @@ def unmatched_downloads(root: Path, week: str) -> list[str]:
         if match is None:
             skipped.append(f"{week}: {name}: not an LMS submission file name (<student>_<id>_<id>_<notebook>.ipynb)")
         elif match.group("file_id") not in released:
-            skipped.append(f"{week}: {name}: {match.group('file_id')}.ipynb is not a notebook of {week} "
-                           f"({', '.join(sorted(released))})")
+            skipped.append(
+                f"{week}: {name}: {match.group('file_id')}.ipynb is not a notebook of {week} "
+                f"({', '.join(sorted(released))})"
+            )
     return skipped
 
 
@@ -349,8 +364,15 @@ def grade_submission(root: Path, submission: Submission, timeout: float = DEFAUL
     score, max_score, lost = _scores(root, submission)
     failed, limits, findings = _judge_summary(root, submission)
     return Result(
-        submission, score, max_score, "failed" if problems else "graded",
-        "; ".join(problems) or ", ".join(lost), time.monotonic() - start, failed, limits, findings,
+        submission,
+        score,
+        max_score,
+        "failed" if problems else "graded",
+        "; ".join(problems) or ", ".join(lost),
+        time.monotonic() - start,
+        failed,
+        limits,
+        findings,
     )
 
 
@@ -377,8 +399,16 @@ def _autograde_notebook(root: Path, submission: Submission, name: str, seconds_l
         return f"not a valid notebook ({type(cause).__name__}: {str(cause).splitlines()[0][:120]})"
     if seconds_left <= 0:
         return "not run: the submission's time was used up"
-    command = [sys.executable, "-m", "nbgrader", "autograde", submission.week,
-               f"--student={submission.student}", f"--notebook={name}", "--force"]
+    command = [
+        sys.executable,
+        "-m",
+        "nbgrader",
+        "autograde",
+        submission.week,
+        f"--student={submission.student}",
+        f"--notebook={name}",
+        "--force",
+    ]
     result = run_command(command, root, timeout=seconds_left)
     if result.returncode is None:
         return f"timed out after {result.seconds:.0f} s"
@@ -398,8 +428,10 @@ def _zero_notebook(root: Path, submission: Submission, name: str) -> None:
             grade.auto_score = 0
             grade.needs_manual_grade = False
         book.db.commit()
-    for stale in (root / "autograded" / submission.student / submission.week / f"{name}.ipynb",
-                  root / "feedback" / submission.student / submission.week / f"{name}.html"):
+    for stale in (
+        root / "autograded" / submission.student / submission.week / f"{name}.ipynb",
+        root / "feedback" / submission.student / submission.week / f"{name}.html",
+    ):
         stale.unlink(missing_ok=True)
 
 
@@ -446,8 +478,11 @@ def check_gradebook(root: Path, results: list[Result]) -> list[str]:
     with gradebook(root) as book:
         for week in sorted({r.submission.week for r in results}):
             released = _released_points(root, week)
-            recorded = {(nb.name, cell.name): cell.max_score for nb in book.find_assignment(week).notebooks
-                        for cell in nb.grade_cells}
+            recorded = {
+                (nb.name, cell.name): cell.max_score
+                for nb in book.find_assignment(week).notebooks
+                for cell in nb.grade_cells
+            }
             if recorded != released:
                 problems.append(f"{week}: the gradebook's graded cells or points differ from the release")
         for result in results:
@@ -497,11 +532,15 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
     if jobs < 1:
         raise PipelineError(f"JOBS must be at least 1, got {jobs}")
     if shutil.which("bwrap") is None:
-        raise PipelineError("grading runs each submission in a bubblewrap sandbox, and bwrap is not installed: "
-                            "`sudo apt-get install bubblewrap` (see the sandbox section of README.md)")
+        raise PipelineError(
+            "grading runs each submission in a bubblewrap sandbox, and bwrap is not installed: "
+            "`sudo apt-get install bubblewrap` (see the sandbox section of README.md)"
+        )
     if os.geteuid() != 0:
-        raise PipelineError("grading starts each kernel's sandbox as root and drops it to an unprivileged uid: "
-                            "run it as root, e.g. `sudo make grade` (see the sandbox section of README.md)")
+        raise PipelineError(
+            "grading starts each kernel's sandbox as root and drops it to an unprivileged uid: "
+            "run it as root, e.g. `sudo make grade` (see the sandbox section of README.md)"
+        )
     start = time.monotonic()
     gradable, skipped = [], []
     for week in weeks:
@@ -523,8 +562,11 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
         running = [pool.submit(grade_submission, root, submission, timeout) for submission in submissions]
         for number, done in enumerate(as_completed(running), 1):
             result = done.result()
-            print(f"[{number}/{len(submissions)}] {result.submission.student} {result.submission.week} "
-                  f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)", flush=True)
+            print(
+                f"[{number}/{len(submissions)}] {result.submission.student} {result.submission.week} "
+                f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)",
+                flush=True,
+            )
             results.append(result)
     results.sort(key=lambda r: submissions.index(r.submission))
     feedback, grades_csv = generate_feedback(root, gradable), export_grades(root)
@@ -535,8 +577,14 @@ def format_report(report: ClassReport) -> str:
     """The results table, each student's failed checks, limits and findings, the gradebook check,
     throughput, the feedback files and the CSV."""
     rows = [("student", "week", "score", "time", "status", "reason")] + [
-        (r.submission.student, r.submission.week, f"{r.score:g}/{r.max_score:g}", f"{r.seconds:.0f} s", r.status,
-         r.reason or "-")
+        (
+            r.submission.student,
+            r.submission.week,
+            f"{r.score:g}/{r.max_score:g}",
+            f"{r.seconds:.0f} s",
+            r.status,
+            r.reason or "-",
+        )
         for r in report.results
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
@@ -549,24 +597,32 @@ def format_report(report: ClassReport) -> str:
     ]
     count = len(report.results)
     problems = report.gradebook_problems
-    return "\n".join([
-        *table,
-        *(["", "details:", *details] if details else []),
-        *(["", "LMS files skipped:", *(f"  {line}" for line in report.skipped_files)] if report.skipped_files else []),
-        "",
-        "gradebook check: " + ("sound" if not problems else f"{len(problems)} problems"),
-        *(f"  {problem}" for problem in problems),
-        f"graded {count} submissions in {report.seconds:.0f} s ({60 * count / report.seconds:.1f} per minute)",
-        "feedback:",
-        *(f"  {path}" for path in report.feedback),
-        f"grades: {report.grades_csv}",
-    ])
+    return "\n".join(
+        [
+            *table,
+            *(["", "details:", *details] if details else []),
+            *(
+                ["", "LMS files skipped:", *(f"  {line}" for line in report.skipped_files)]
+                if report.skipped_files
+                else []
+            ),
+            "",
+            "gradebook check: " + ("sound" if not problems else f"{len(problems)} problems"),
+            *(f"  {problem}" for problem in problems),
+            f"graded {count} submissions in {report.seconds:.0f} s ({60 * count / report.seconds:.1f} per minute)",
+            "feedback:",
+            *(f"  {path}" for path in report.feedback),
+            f"grades: {report.grades_csv}",
+        ]
+    )
 
 
 def argument_parser(script: str, doc: str) -> argparse.ArgumentParser:
     """The command line parser of ``python -m autograder.<script>``, described by its docstring."""
     return argparse.ArgumentParser(
-        prog=f"python -m autograder.{script}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=f"python -m autograder.{script}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
@@ -579,8 +635,13 @@ def add_jobs_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_timeout_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"wall clock allowed per submission (default {DEFAULT_TIMEOUT})")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wall clock allowed per submission (default {DEFAULT_TIMEOUT})",
+    )
 
 
 def run_script(main: Callable[[], None]) -> None:
@@ -630,6 +691,7 @@ def build_demo_class(root: Path, week: str, solutions: Path = SOLUTIONS) -> None
 
 def _fill_solutions(path: Path, source: Path, half: bool) -> None:
     """Copy the source's solution cells (all, or the first half) into the released notebook at ``path``."""
+
     def solution_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
         return [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("solution")]
 

@@ -27,8 +27,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
-from lcteach.grading.core import judge
-from lcteach.grading.record import MIMETYPE, RecordError
+from lcteach.grading import MIMETYPE, RecordError
 
 from .tampering import inspect_cells
 
@@ -95,8 +94,11 @@ def _added(cell: NotebookNode, cell_id: str) -> NotebookNode:
     source = cell.get("source", "")
     source = source if isinstance(source, str) else "".join(map(str, source))
     kind = cell.get("cell_type") if cell.get("cell_type") in ("code", "markdown", "raw") else "raw"
-    new = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
-           "raw": nbformat.v4.new_raw_cell}[kind](source)
+    new = {
+        "code": nbformat.v4.new_code_cell,
+        "markdown": nbformat.v4.new_markdown_cell,
+        "raw": nbformat.v4.new_raw_cell,
+    }[kind](source)
     new.id = cell_id
     return new
 
@@ -128,8 +130,10 @@ class GuardedExecute(Execute):
         except DeadKernelError:
             self._stopped = f"the kernel died in cell {cell.id} (os._exit, a crash, or the CPU or memory limit)"
         except CellTimeoutError:
-            self._stopped = (f"cell {cell.id} ran past {self.timeout} s and its kernel did not stop when interrupted; "
-                             "the kernel was shut down")
+            self._stopped = (
+                f"cell {cell.id} ran past {self.timeout} s and its kernel did not stop when interrupted; "
+                "the kernel was shut down"
+            )
         cell.outputs.append(_error("KernelStopped", self._stopped))
         self._statuses[cell.id] = self._stopped
         return cell, resources
@@ -146,8 +150,9 @@ class GuardedExecute(Execute):
         size = len(json.dumps(content.get("data") or content.get("text") or content.get("traceback") or ""))
         if msg["msg_type"] == "execute_result":
             if size > self.max_result_bytes:
-                return super().output(outs, _replace_content(msg, f"(a result of {size} bytes was dropped)"),
-                                      display_id, cell_index)
+                return super().output(
+                    outs, _replace_content(msg, f"(a result of {size} bytes was dropped)"), display_id, cell_index
+                )
             return super().output(outs, msg, display_id, cell_index)
         kept = self._kept.get(cell_index, 0)
         if kept >= self.max_output_bytes:
@@ -157,7 +162,9 @@ class GuardedExecute(Execute):
             note = f"\n[output truncated: this cell wrote more than {self.max_output_bytes} bytes]\n"
             outs.append(_stream(note))
             cell_id = self.nb.cells[cell_index].id
-            self._statuses.setdefault(f"output:{cell_id}", f"cell {cell_id}: output truncated at {self.max_output_bytes} bytes")
+            self._statuses.setdefault(
+                f"output:{cell_id}", f"cell {cell_id}: output truncated at {self.max_output_bytes} bytes"
+            )
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -180,12 +187,22 @@ def grader_call(source: str) -> tuple[str, int | None] | None:
     except SyntaxError:
         return None
     last = body[-1] if body else None
-    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
-            and isinstance(last.value.func, ast.Attribute) and isinstance(last.value.func.value, ast.Name)
-            and last.value.func.value.id == "grade"):
+    if not (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and isinstance(last.value.func, ast.Attribute)
+        and isinstance(last.value.func.value, ast.Name)
+        and last.value.func.value.id == "grade"
+    ):
         return None
-    seed = next((k.value.value for k in last.value.keywords
-                 if k.arg == "seed" and isinstance(k.value, ast.Constant) and type(k.value.value) is int), None)
+    seed = next(
+        (
+            k.value.value
+            for k in last.value.keywords
+            if k.arg == "seed" and isinstance(k.value, ast.Constant) and type(k.value.value) is int
+        ),
+        None,
+    )
     return last.value.func.attr, seed
 
 
@@ -206,10 +223,22 @@ class JudgeGradeCells(NbGraderPreprocessor):
             status = statuses.get(cell.id)
             if status:
                 report = f"{report}\n  note: {status}"
-            cell.outputs = [_stream(report + "\n"), nbformat.v4.new_output(
-                "execute_result", data={"text/plain": f"{points:g}"}, execution_count=cell.get("execution_count"))]
-            parts.append({"cell": cell.metadata.nbgrader["grade_id"], "part": call[0], "points": points,
-                          "max_points": float(cell.metadata.nbgrader["points"]), "failed": failed, "status": status})
+            cell.outputs = [
+                _stream(report + "\n"),
+                nbformat.v4.new_output(
+                    "execute_result", data={"text/plain": f"{points:g}"}, execution_count=cell.get("execution_count")
+                ),
+            ]
+            parts.append(
+                {
+                    "cell": cell.metadata.nbgrader["grade_id"],
+                    "part": call[0],
+                    "points": points,
+                    "max_points": float(cell.metadata.nbgrader["points"]),
+                    "failed": failed,
+                    "status": status,
+                }
+            )
         nb.metadata[METADATA_KEY] = {
             "parts": parts,
             "findings": [str(f) for f in findings],
@@ -224,14 +253,24 @@ class JudgeGradeCells(NbGraderPreprocessor):
         records = [o for o in cell.get("outputs", []) if MIMETYPE in o.get("data", {})]
         if len(records) != 1 or records[0].output_type != "execute_result":
             errors = [o.ename for o in cell.get("outputs", []) if o.output_type == "error"]
-            why = "it wrote more than one" if records else \
-                f"the cell ended with {errors[-1]}" if errors else "it wrote none"
+            why = (
+                "it wrote more than one"
+                if records
+                else f"the cell ended with {errors[-1]}"
+                if errors
+                else "it wrote none"
+            )
             return 0.0, f"{part}: no credit: the cell's grading record is missing ({why})", ["no grading record"]
         try:
             record = json.loads(json.dumps(records[0].data[MIMETYPE]))  # nbformat's NotebookNode as plain data
-            if not isinstance(record, dict) or str(record.get("part", "")).rpartition(".")[2] != part \
-                    or record.get("seed") != seed:
+            if (
+                not isinstance(record, dict)
+                or str(record.get("part", "")).rpartition(".")[2] != part
+                or record.get("seed") != seed
+            ):
                 raise RecordError("the record belongs to another part or seed")
+            from lcteach.grading.core import judge  # here: the release loads this module without torch
+
             result = judge(record)
         except RecordError as error:
             return 0.0, f"{part}: no credit: the grading record is not valid ({error})", ["invalid grading record"]
@@ -258,7 +297,9 @@ _LIMIT_SIGNS = {
 def _limits_hit(nb: NotebookNode) -> list[str]:
     text = "\n".join(
         json.dumps(output.get("traceback") or output.get("text") or output.get("evalue") or "")
-        for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
         if output.output_type in ("error", "stream")
     )
     return [limit for sign, limit in _LIMIT_SIGNS.items() if sign in text]

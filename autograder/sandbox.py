@@ -17,8 +17,8 @@ since TCP on the host's loopback is out of its reach. Limits are traits, set in
 
 from __future__ import annotations
 
-import os
 import grp
+import os
 import shutil
 import sys
 import tempfile
@@ -38,12 +38,18 @@ class SandboxedKernelManager(AsyncKernelManager):
     processes = Integer(64, help="processes and threads the sandbox user may run (RLIMIT_NPROC)").tag(config=True)
     cpu_seconds = Integer(300, help="CPU seconds the kernel may use in all (RLIMIT_CPU)").tag(config=True)
     file_bytes = Integer(64 * 2**20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
-    scratch_bytes = Integer(256 * 2**20, help="size of the kernel's private /tmp, its only writable place").tag(config=True)
+    scratch_bytes = Integer(256 * 2**20, help="size of the kernel's private /tmp, its only writable place").tag(
+        config=True
+    )
     call_seconds = Integer(60, help="time limit of one graded call of student code (LCTEACH_CALL_TIME_LIMIT)").tag(
-        config=True)
-    uid_base = Integer(100_000_000, help="kernels run as uid uid_base + the grading process's pid: a uid of "
-                       "their own, so that the process limit (per uid) of one submission cannot starve "
-                       "another graded beside it; no account with such a uid may exist").tag(config=True)
+        config=True
+    )
+    uid_base = Integer(
+        100_000_000,
+        help="kernels run as uid uid_base + the grading process's pid: a uid of "
+        "their own, so that the process limit (per uid) of one submission cannot starve "
+        "another graded beside it; no account with such a uid may exist",
+    ).tag(config=True)
     group = Unicode("nogroup", help="the unprivileged group the kernel runs as").tag(config=True)
 
     def __init__(self, **kwargs):
@@ -65,11 +71,21 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.chown(path, uid, gid)
         for path in (workdir, *workdir.rglob("*")):  # the sandbox user copies the submission: let it read
             os.chmod(path, path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
-        kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
-                         # lcteach.grading: put the grading record in each graded cell's result; call limit
-                         "LCTEACH_GRADING_RECORD": "1", "LCTEACH_CALL_TIME_LIMIT": str(self.call_seconds)}
+        kwargs["env"] = {
+            **kwargs.get("env", os.environ),
+            "HOME": "/tmp",
+            "MPLCONFIGDIR": "/tmp/matplotlib",
+            # lcteach.grading: put the grading record in each graded cell's result; call limit
+            "LCTEACH_GRADING_RECORD": "1",
+            "LCTEACH_CALL_TIME_LIMIT": str(self.call_seconds),
+        }
         # Start in a copy of the submission on the scratch tmpfs: the only writable place.
-        start = ["sh", "-c", f'mkdir -p {SCRATCH_WORKDIR}; cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"', str(workdir)]
+        start = [
+            "sh",
+            "-c",
+            f'mkdir -p {SCRATCH_WORKDIR}; cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"',
+            str(workdir),
+        ]
         return self._sandbox(uid, gid, workdir) + start + command, kwargs
 
     def _sandbox(self, uid: int, gid: int, workdir: Path) -> list[str]:
@@ -80,13 +96,40 @@ class SandboxedKernelManager(AsyncKernelManager):
         # user namespace; inside, setpriv drops to the sandbox user for good, so that the process
         # limit applies (root is exempt from RLIMIT_NPROC) and no capability is left.
         command = [
-            "bwrap", "--die-with-parent", "--new-session",
-            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(self.scratch_bytes), "--tmpfs", "/tmp",
+            "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(self.scratch_bytes),
+            "--tmpfs",
+            "/tmp",
             # ipykernel exits when its parent looks gone; in the pid namespace the pid means nothing.
-            "--unsetenv", "JPY_PARENT_PID",
+            "--unsetenv",
+            "JPY_PARENT_PID",
         ]
         readonly.append(str(workdir))
         mounts = [*dict.fromkeys(readonly), str(self._private)]
@@ -96,12 +139,26 @@ class SandboxedKernelManager(AsyncKernelManager):
         for path in dict.fromkeys(readonly):
             command += ["--ro-bind", path, path]
         command += [
-            "--bind", str(self._private), str(self._private),
-            "--chdir", "/tmp", "--",
-            "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--",
-            "prlimit", f"--as={self.memory_bytes}", f"--nproc={self.processes}", f"--cpu={self.cpu_seconds}",
-            f"--fsize={self.file_bytes}", "--core=0", "--",
+            "--bind",
+            str(self._private),
+            str(self._private),
+            "--chdir",
+            "/tmp",
+            "--",
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            "prlimit",
+            f"--as={self.memory_bytes}",
+            f"--nproc={self.processes}",
+            f"--cpu={self.cpu_seconds}",
+            f"--fsize={self.file_bytes}",
+            "--core=0",
+            "--",
         ]
         return command
 

@@ -21,19 +21,38 @@ Cells that cannot be parsed are skipped (they fail in the kernel too).
 from __future__ import annotations
 
 import ast
+import importlib
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-from lcteach.grading.record import MIMETYPE
+from lcteach.grading import MIMETYPE
+from lcteach.grading.policy import STUDENT_TOOLS
 
 # lcteach modules a solution may use: tools, not answers.
-ALLOWED_LCTEACH = ("lcteach.plots", "lcteach.widgets", "lcteach.memory", "lcteach.profiling.format_bytes")
 GRADER_MODULES = ("lcteach.grading", "sys", "IPython", "ipykernel")
-PATCHABLE_MODULES = ("torch", "numpy", "math", "random", "os", "time", "signal", "threading", "builtins",
-                     "__builtins__")
-FORGING_NAMES = {"setprofile", "settrace", "displayhook", "publish_display_data", "_repr_mimebundle_",
-                 "display_pub", "excepthook", "MIMETYPE"}
+PATCHABLE_MODULES = (
+    "torch",
+    "numpy",
+    "math",
+    "random",
+    "os",
+    "time",
+    "signal",
+    "threading",
+    "builtins",
+    "__builtins__",
+)
+FORGING_NAMES = {
+    "setprofile",
+    "settrace",
+    "displayhook",
+    "publish_display_data",
+    "_repr_mimebundle_",
+    "display_pub",
+    "excepthook",
+    "MIMETYPE",
+}
 REFERENCE_NAMES = {"scaled_dot_product_attention", "flex_attention"}
 
 
@@ -63,8 +82,9 @@ def inspect_cells(cells: list[tuple[str, str]]) -> list[Finding]:
     findings = []
     for cell_id, tree in trees:
         for node in ast.walk(tree):
-            findings += [Finding(kind, cell_id, getattr(node, "lineno", 0), what)
-                         for kind, what in _judge_node(node, modules)]
+            findings += [
+                Finding(kind, cell_id, getattr(node, "lineno", 0), what) for kind, what in _judge_node(node, modules)
+            ]
     return findings
 
 
@@ -104,24 +124,35 @@ def _judge_node(node: ast.AST, modules: dict[str, str]) -> list[tuple[str, str]]
         targets = [node.target]
     for target in targets:
         for part in ast.walk(target):
-            if isinstance(part, ast.Name) and isinstance(part.ctx, (ast.Store, ast.Del)) and \
-                    _in(modules.get(part.id, ""), ("lcteach.grading",)) or \
-                    isinstance(part, ast.Name) and part.id == "grade" and isinstance(part.ctx, ast.Store):
+            if (
+                isinstance(part, ast.Name)
+                and isinstance(part.ctx, (ast.Store, ast.Del))
+                and _in(modules.get(part.id, ""), ("lcteach.grading",))
+                or isinstance(part, ast.Name)
+                and part.id == "grade"
+                and isinstance(part.ctx, ast.Store)
+            ):
                 found.append(("tampering", f"rebinds `{part.id}`, the grader"))
             if isinstance(part, (ast.Attribute, ast.Subscript)) and isinstance(part.ctx, (ast.Store, ast.Del)):
                 found += _attribute_change(ast.unparse(part), _module_of(_root(part), modules))
     if isinstance(node, ast.Call):
         called = ast.unparse(node.func)
         if called.rsplit(".", 1)[-1] in ("setattr", "delattr") and node.args:
-            found += _attribute_change(f"{called}({ast.unparse(node.args[0])}, ...)",
-                                       _module_of(_root(node.args[0]), modules))
+            found += _attribute_change(
+                f"{called}({ast.unparse(node.args[0])}, ...)", _module_of(_root(node.args[0]), modules)
+            )
         if called.rsplit(".", 1)[-1] in ("import_module", "__import__", "reload") and not all(
-                isinstance(a, ast.Constant) and not str(a.value).startswith("lcteach") for a in node.args[:1]):
+            isinstance(a, ast.Constant) and not str(a.value).startswith("lcteach") for a in node.args[:1]
+        ):
             found.append(("tampering", f"`{called}` loads a module by a computed or lcteach name"))
     used = {ast.Attribute: "attr", ast.Name: "id", ast.FunctionDef: "name", ast.alias: "name"}.get(type(node))
     if used and getattr(node, used) in FORGING_NAMES:
-        found.append(("tampering", f"uses `{getattr(node, used)}`, which can switch off the guard or write the "
-                                   "cell's result by hand"))
+        found.append(
+            (
+                "tampering",
+                f"uses `{getattr(node, used)}`, which can switch off the guard or write the cell's result by hand",
+            )
+        )
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and MIMETYPE in node.value:
         found.append(("tampering", "writes the grading record's MIME type"))
     found += _reference_use(node, modules)
@@ -139,15 +170,28 @@ def _attribute_change(target: str, module: str) -> list[tuple[str, str]]:
 def _reference_use(node: ast.AST, modules: dict[str, str]) -> list[tuple[str, str]]:
     name = None
     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lcteach"):
-        name = next((f"{node.module}.{a.name}" for a in node.names
-                     if not _allowed(f"{node.module}.{a.name}")), None)
+        name = next((f"{node.module}.{a.name}" for a in node.names if not _allowed(f"{node.module}.{a.name}")), None)
     elif isinstance(node, ast.Attribute) and _module_of(_root(node), modules).startswith("lcteach"):
         full = f"{_module_of(_root(node), modules)}.{ast.unparse(node).split('.', 1)[-1]}"
         name = None if _allowed(full) or isinstance(node.value, ast.Attribute) else full
-    elif isinstance(node, (ast.Attribute, ast.Name)) and getattr(node, "attr", getattr(node, "id", "")) in REFERENCE_NAMES:
+    elif (
+        isinstance(node, (ast.Attribute, ast.Name))
+        and getattr(node, "attr", getattr(node, "id", "")) in REFERENCE_NAMES
+    ):
         name = ast.unparse(node)
     return [("reference", f"uses {name}")] if name else []
 
 
 def _allowed(name: str) -> bool:
-    return name.startswith("lcteach.grading") or _in(name, ALLOWED_LCTEACH)
+    return name.startswith("lcteach.grading") or _in(name, STUDENT_TOOLS) or _in(_defined_in(name), STUDENT_TOOLS)
+
+
+def _defined_in(name: str) -> str:
+    """Where a name that a package re-exports is defined: ``lcteach.measure.format_bytes`` ->
+    ``lcteach.measure.units.format_bytes``; the name itself when it is not an lcteach object."""
+    module, _, attr = name.rpartition(".")
+    try:
+        home = getattr(getattr(importlib.import_module(module), attr), "__module__", None)
+    except (ImportError, AttributeError, ValueError):
+        return name
+    return f"{home}.{attr}" if isinstance(home, str) else name

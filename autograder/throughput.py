@@ -11,7 +11,13 @@ import tempfile
 from pathlib import Path
 
 from autograder.pipeline import (
-    PipelineError, add_jobs_option, add_timeout_option, argument_parser, build_demo_class, grade_class, run_script,
+    PipelineError,
+    add_jobs_option,
+    add_timeout_option,
+    argument_parser,
+    build_demo_class,
+    grade_class,
+    run_script,
     weeks,
 )
 
@@ -50,9 +56,11 @@ def main() -> None:
         raise PipelineError("the two runs gave different scores")
     for jobs, report in reports.items():
         seconds = [r.seconds for r in report.results]
-        print(f"{jobs} worker(s): {len(seconds)} submissions in {report.seconds:.0f} s, "
-              f"{60 * len(seconds) / report.seconds:.1f} per minute; per submission {min(seconds):.1f}-"
-              f"{max(seconds):.1f} s, mean {sum(seconds) / len(seconds):.1f} s")
+        print(
+            f"{jobs} worker(s): {len(seconds)} submissions in {report.seconds:.0f} s, "
+            f"{60 * len(seconds) / report.seconds:.1f} per minute; per submission {min(seconds):.1f}-"
+            f"{max(seconds):.1f} s, mean {sum(seconds) / len(seconds):.1f} s"
+        )
     print(f"speedup with {args.jobs} workers: {one.seconds / many.seconds:.2f}x (scores identical)")
     shutil.rmtree(base)
 

@@ -1,158 +1,84 @@
 """lcteach: reference implementations for the LCTeach long-context course.
 
-One concept per module; the most used names are re-exported here.
+The library is grouped by concept, one subpackage each: ``masks`` (FlexAttention mask_mods,
+their evaluation and the catalog of named patterns), ``kernels``, ``analysis``, ``measure``,
+``chunking``, ``experiments``, ``viz`` (pure plots), ``widgets``, ``bench`` and ``grading``.
+
+The names lectures use most are available here too. They load on first use, so
+``import lcteach`` is quick and loads neither torch, matplotlib nor ipywidgets:
+``lcteach.dense_attention`` imports ``lcteach.kernels`` when it is first looked up.
 """
 
-from .attention import dense_attention
-from .banded import banded_attention
-from .block_sparse import block_layout, block_sparse_attention, block_sparse_work
-from .chunking import ChunkedProcessor, Span
-from .complexity import (
-    AttentionCost,
-    bigbird_cost,
-    complexity_table,
-    dense_cost,
-    format_complexity_table,
-    hierarchical_cost,
-    linear_attention_cost,
-    longformer_cost,
-    memory_augmented_cost,
-    pair_flops,
-    sliding_window_cost,
-    strided_cost,
-)
-from .flex import flex_block_mask, flex_fallback_reason, flex_sparse_attention
-from .masks import causal_mask, generate_sliding_window, materialize_mask
-from .memory import peak_memory, track_peak_memory
-from .online_softmax import (
-    finalize_softmax_state,
-    init_softmax_state,
-    merge_attention,
-    online_softmax_step,
-)
-from .pattern_plots import (
-    plot_complexity,
-    plot_composition,
-    plot_hop_counts,
-    plot_pattern,
-)
-from .patterns import (
-    PatternCost,
-    count_allowed_pairs,
-    evaluate_rows,
-    generate_bigbird,
-    generate_block_sparse,
-    generate_global,
-    generate_random_blocks,
-    generate_random_tokens,
-    generate_strided,
-    generate_symmetric_window,
-    pattern_density,
-    pattern_flops,
-)
-from .plots import (
-    plot_attention,
-    plot_chunks,
-    plot_mask,
-    plot_online_softmax,
-    plot_scaling,
-    plot_tiles,
-    tile_status,
-)
-from .profiling import (
-    ScalingReport,
-    dense_attention_memory,
-    diagnose_oom,
-    fit_exponent,
-    format_bytes,
-    profile_scaling,
-)
-from .reachability import hop_counts, minimal_layers_for_full_reach
-from .scheduling import largest_chunk, plan_chunks
-from .tiled import tiled_attention
-from .topk import ContentAdaptiveAttention, PatternChoice, topk_attention
-from .widgets import (
-    chunk_explorer,
-    composition_explorer,
-    mask_explorer,
-    reachability_explorer,
-    tiling_explorer,
-    window_explorer,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AttentionCost",
-    "ChunkedProcessor",
-    "ContentAdaptiveAttention",
-    "PatternChoice",
-    "PatternCost",
-    "ScalingReport",
-    "Span",
-    "banded_attention",
-    "bigbird_cost",
-    "block_layout",
-    "block_sparse_attention",
-    "block_sparse_work",
-    "causal_mask",
-    "chunk_explorer",
-    "complexity_table",
-    "composition_explorer",
-    "count_allowed_pairs",
-    "dense_attention",
-    "dense_attention_memory",
-    "dense_cost",
-    "diagnose_oom",
-    "evaluate_rows",
-    "finalize_softmax_state",
-    "fit_exponent",
-    "flex_block_mask",
-    "flex_fallback_reason",
-    "flex_sparse_attention",
-    "format_bytes",
-    "format_complexity_table",
-    "generate_bigbird",
-    "generate_block_sparse",
-    "generate_global",
-    "generate_random_blocks",
-    "generate_random_tokens",
-    "generate_sliding_window",
-    "generate_strided",
-    "generate_symmetric_window",
-    "hierarchical_cost",
-    "hop_counts",
-    "init_softmax_state",
-    "largest_chunk",
-    "linear_attention_cost",
-    "longformer_cost",
-    "mask_explorer",
-    "materialize_mask",
-    "memory_augmented_cost",
-    "merge_attention",
-    "minimal_layers_for_full_reach",
-    "online_softmax_step",
-    "pair_flops",
-    "pattern_density",
-    "pattern_flops",
-    "peak_memory",
-    "plan_chunks",
-    "plot_attention",
-    "plot_chunks",
-    "plot_complexity",
-    "plot_composition",
-    "plot_hop_counts",
-    "plot_mask",
-    "plot_online_softmax",
-    "plot_pattern",
-    "plot_scaling",
-    "plot_tiles",
-    "profile_scaling",
-    "reachability_explorer",
-    "sliding_window_cost",
-    "strided_cost",
-    "tile_status",
-    "tiled_attention",
-    "tiling_explorer",
-    "topk_attention",
-    "track_peak_memory",
-    "window_explorer",
-]
+import importlib
+
+_API = {  # name -> the subpackage that defines it
+    "lcteach.kernels": (
+        "dense_attention",
+        "init_softmax_state",
+        "online_softmax_step",
+        "finalize_softmax_state",
+        "merge_attention",
+        "tiled_attention",
+        "banded_attention",
+        "block_sparse_attention",
+        "block_layout",
+        "block_sparse_work",
+        "flex_sparse_attention",
+        "flex_block_mask",
+        "flex_fallback_reason",
+        "topk_attention",
+        "ContentAdaptiveAttention",
+    ),
+    "lcteach.masks": (
+        "causal_mask",
+        "generate_sliding_window",
+        "generate_symmetric_window",
+        "generate_strided",
+        "generate_global",
+        "generate_block_sparse",
+        "generate_random_blocks",
+        "generate_random_tokens",
+        "generate_bigbird",
+        "materialize_mask",
+        "evaluate_rows",
+        "pattern_density",
+        "pattern_flops",
+    ),
+    "lcteach.analysis": (
+        "complexity_table",
+        "format_complexity_table",
+        "strided_cost",
+        "longformer_cost",
+        "bigbird_cost",
+        "hop_counts",
+        "minimal_layers_for_full_reach",
+    ),
+    "lcteach.measure": (
+        "peak_memory",
+        "track_peak_memory",
+        "profile_scaling",
+        "fit_exponent",
+        "ScalingReport",
+        "dense_attention_memory",
+        "diagnose_oom",
+        "format_bytes",
+    ),
+    "lcteach.chunking": ("ChunkedProcessor", "plan_chunks"),
+    "lcteach.viz": ("plot_scaling", "plot_pattern", "plot_composition", "plot_hop_counts", "plot_complexity"),
+}
+_HOME = {name: package for package, names in _API.items() for name in names}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'lcteach' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -16,7 +16,7 @@ needs_sandbox = pytest.mark.skipif(
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-TINY_EXERCISES = '''\
+TINY_EXERCISES = """\
 # %% [markdown]
 # # Tiny exercises: two graded parts
 
@@ -40,16 +40,16 @@ def cube(x):
 
 # %% nbgrader={"grade": true, "grade_id": "cube_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 assert cube(2) == 8
-'''
+"""
 
 # A lecture that leaves a mark in its working folder, so a test can tell whether it ran.
-TINY_LECTURE = '''\
+TINY_LECTURE = """\
 # %% [markdown]
 # # Tiny lecture
 
 # %%
 open("lecture-ran", "w").close()
-'''
+"""
 
 
 @pytest.fixture(scope="session")

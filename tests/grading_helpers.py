@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from notebook_source import nbgrader_cells, solution_namespace
 
 from lcteach.grading.core import judge
-from notebook_source import nbgrader_cells, solution_namespace
 
 HIDDEN_CALL = re.compile(r"grade\.(\w+)\((\w+), seed=(\d+)\)")
 
@@ -86,10 +86,15 @@ def contract_tests(grade, exercises: Path, total_points: int):
             assert callable(getattr(solution, function, None)), f"no solution cell defines {function}"
 
     def test_total_points_and_written_answer():
-        manual = [meta for cell, meta in nbgrader_cells(exercises)
-                  if meta.get("grade") and cell.cell_type == "markdown"]
+        manual = [
+            meta for cell, meta in nbgrader_cells(exercises) if meta.get("grade") and cell.cell_type == "markdown"
+        ]
         assert len(manual) == 1 and manual[0]["solution"]
         assert sum(grade.POINTS.values()) + manual[0]["points"] == total_points
 
-    return solution, (test_solution_earns_full_marks, test_release_stub_earns_nothing,
-                      test_graded_cells_match_the_graders, test_total_points_and_written_answer)
+    return solution, (
+        test_solution_earns_full_marks,
+        test_release_stub_earns_nothing,
+        test_graded_cells_match_the_graders,
+        test_total_points_and_written_answer,
+    )

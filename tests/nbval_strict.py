@@ -1,6 +1,6 @@
 """pytest plugin for nbval runs: a cell that writes to stderr fails, as nbgrader would score it 0.
 
-Used by tests/test_notebooks.py: ``pytest --nbval-lax -p tests.nbval_strict NOTEBOOK.ipynb``.
+Used by tests/course/test_notebooks.py: ``pytest --nbval-lax -p tests.nbval_strict NOTEBOOK.ipynb``.
 """
 
 import pytest

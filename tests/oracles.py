@@ -20,7 +20,7 @@ F64 = torch.float64
 def one_thread():
     """Run torch on one thread, then restore the setting.
 
-    For timing and for long runs under lcteach.memory's tracker: on a shared 2-core machine
+    For timing and for long runs under lcteach.measure's tracker: on a shared 2-core machine
     an OpenMP barrier between two threads can stall each small op by a scheduler time slice.
     Peak memory does not depend on the number of threads.
     """
@@ -39,9 +39,7 @@ def random_qkv(*shape_q, n_k=None, dim_v=None, dtype=F64, seed=0, requires_grad=
     dim_v = dim if dim_v is None else dim_v
     gen = torch.Generator().manual_seed(seed)
     shapes = ((*lead, n_q, dim), (*lead, n_k, dim), (*lead, n_k, dim_v))
-    return tuple(
-        torch.randn(s, generator=gen, dtype=dtype).requires_grad_(requires_grad) for s in shapes
-    )
+    return tuple(torch.randn(s, generator=gen, dtype=dtype).requires_grad_(requires_grad) for s in shapes)
 
 
 def grid_mask(allowed, n_q, n_k=None):
@@ -128,9 +126,11 @@ def global_allowed(positions):
 
 def block_allowed(layout, block_size):
     """Block-sparse lookup from a nested-list layout; False past the layout's end."""
+
     def allowed(i, j):
         bi, bj = i // block_size, j // block_size
         return bi < len(layout) and bj < len(layout[0]) and layout[bi][bj]
+
     return allowed
 
 
@@ -174,7 +174,9 @@ def loop_topk_attention(q, k, v, top_k, allowed):
     batch, heads, n_q, dim = q.shape
     out = torch.zeros(batch, heads, n_q, v.shape[-1], dtype=F64)
     for b, h, i in itertools.product(range(batch), range(heads), range(n_q)):
-        scored = [(float(q[b, h, i] @ k[b, h, j]) / math.sqrt(dim), j) for j in range(k.shape[-2]) if allowed(b, h, i, j)]
+        scored = [
+            (float(q[b, h, i] @ k[b, h, j]) / math.sqrt(dim), j) for j in range(k.shape[-2]) if allowed(b, h, i, j)
+        ]
         kept = sorted(scored, key=lambda pair: (-pair[0], pair[1]))[:top_k]
         if not kept:
             continue

@@ -54,18 +54,32 @@ def test_installed_version_meets_pin(pin):
 def test_top_level_is_the_agreed_layout():
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     top = {name.split("/")[0] + ("/" if "/" in name else "") for name in files} - {".gitignore"}
-    assert top == {"course/", "solutions/", "lcteach/", "autograder/", "tests/", ".ci/",
-                   "environment.yml", "pyproject.toml", "README.md", "Makefile"}
+    assert top == {
+        "course/",
+        "solutions/",
+        "lcteach/",
+        "autograder/",
+        "tests/",
+        ".ci/",
+        "environment.yml",
+        "pyproject.toml",
+        "README.md",
+        "Makefile",
+    }
     assert [name for name in files if name.startswith(".ci/")] == [".ci/run"]
     assert os.access(REPO / ".ci" / "run", os.X_OK)
 
 
 def test_make_help_lists_every_workflow():
-    output = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout
+    output = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     listed = set(re.findall(r"^  (\w+) ", output, flags=re.MULTILINE))
     assert {"help", "lab", "test", "release", "grade", "feedback", "demo", "clean"} <= listed
 

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn.attention.flex_attention import create_mask
 
-from . import record
+from lcteach.grading import record
+from lcteach.grading.policy import STUDENT_TOOLS
 
 PUBLIC_SEED = 0  # seeds the self-check; graded runs pass their own seed from hidden test code
 
@@ -182,8 +183,13 @@ def grade_part(part: str, max_points: float, checks: Sequence[Check], student, s
     session = Recording(student)
     kind = None if callable(student) else record.type_name(student)
     result = _run_checks(part, max_points, checks, session, seed, kind)
-    result.record = {"version": record.VERSION, "part": part, "seed": seed, "not_callable": kind,
-                     "checks": session.checks}
+    result.record = {
+        "version": record.VERSION,
+        "part": part,
+        "seed": seed,
+        "not_callable": kind,
+        "checks": session.checks,
+    }
     print(result.report())
     return result
 
@@ -222,15 +228,23 @@ def _find_part(part) -> Callable:
     return grade
 
 
-def _run_checks(part: str, max_points: float, checks: Sequence[Check], session, seed: int | None,
-                not_callable: str | None) -> PartResult:
+def _run_checks(
+    part: str, max_points: float, checks: Sequence[Check], session, seed: int | None, not_callable: str | None
+) -> PartResult:
     graded = seed is not None
     outcomes = []
     for index, run_check in enumerate(checks):
         name, weight = run_check.check_name, run_check.check_weight
         if not_callable is not None:
-            outcomes.append(CheckOutcome(name, False, f"expected a function, got {not_callable}",
-                                         "define the function in the cell above and run that cell", weight))
+            outcomes.append(
+                CheckOutcome(
+                    name,
+                    False,
+                    f"expected a function, got {not_callable}",
+                    "define the function in the cell above and run that cell",
+                    weight,
+                )
+            )
             continue
         if session.guard.delegated_to:
             outcomes.append(CheckOutcome(name, False, "not run: the function delegates", weight=weight))
@@ -246,8 +260,15 @@ def _run_checks(part: str, max_points: float, checks: Sequence[Check], session, 
         except CheckFailed as failure:
             outcomes.append(CheckOutcome(name, False, failure.message, failure.hint, weight))
         except Exception as error:  # noqa: BLE001 - a result the checks did not foresee fails its check only
-            outcomes.append(CheckOutcome(name, False, f"the result could not be checked ({type(error).__name__}: "
-                                         f"{_first_line(error)})", "return the types the exercise asks for", weight))
+            outcomes.append(
+                CheckOutcome(
+                    name,
+                    False,
+                    f"the result could not be checked ({type(error).__name__}: {_first_line(error)})",
+                    "return the types the exercise asks for",
+                    weight,
+                )
+            )
         else:
             outcomes.append(CheckOutcome(name, True, weight=weight))
     return PartResult(part.rpartition(".")[2], max_points, outcomes, session.guard.delegated_to, graded)
@@ -323,8 +344,10 @@ class Replay:
 
     def end_check(self) -> None:
         if next(self._entries, None) is not None:
-            raise CheckFailed("the grading record holds calls this check does not make",
-                              "grade the notebook as released, without changing the test cells")
+            raise CheckFailed(
+                "the grading record holds calls this check does not make",
+                "grade the notebook as released, without changing the test cells",
+            )
 
     def call(self, fn: Callable, args, kwargs):
         entry = self._next("result", "error")
@@ -338,8 +361,10 @@ class Replay:
     def _next(self, *kinds: str) -> dict:
         entry = next(self._entries, None)
         if type(entry) is not dict or not any(kind in entry for kind in kinds):
-            raise CheckFailed("the grading record ends before this check's calls",
-                              "the kernel stopped or the grader was changed during this check")
+            raise CheckFailed(
+                "the grading record ends before this check's calls",
+                "the kernel stopped or the grader was changed during this check",
+            )
         if entry.get("delegated_to"):
             self.delegated_to = str(entry["delegated_to"])
         self.timed_out = self.timed_out or entry.get("timed_out") is True
@@ -376,8 +401,7 @@ def _code_objects(obj, seen: set) -> Iterable[types.CodeType]:
 
 
 # Modules whose use is allowed in graded functions: tools, not answers.
-_ALLOWED_MODULES = ("lcteach.grading", "lcteach.plots", "lcteach.widgets", "lcteach.memory", "lcteach._validation",
-                    "lcteach.benchmark")
+_ALLOWED_MODULES = ("lcteach.grading", *STUDENT_TOOLS)
 
 
 @functools.cache
@@ -399,7 +423,9 @@ def _forbidden() -> tuple[dict[types.CodeType, str], dict[int, str]]:
                 continue
             for code in _code_objects(value, seen):
                 codes[code] = f"{module.__name__}.{name}"
-    builtins = {id(torch.nn.functional.scaled_dot_product_attention): "torch.nn.functional.scaled_dot_product_attention"}
+    builtins = {
+        id(torch.nn.functional.scaled_dot_product_attention): "torch.nn.functional.scaled_dot_product_attention"
+    }
     from torch.nn.attention import flex_attention
 
     for code in _code_objects(flex_attention.flex_attention, set()):
@@ -446,8 +472,10 @@ class StudentGuard:
         except StudentTimeout:
             tampered = False  # the alarm may land in the guard's own profile function, which switches it off
             self.timed_out = True
-            raise CheckFailed(f"your function was still running after {CALL_TIME_LIMIT:g} s and was stopped",
-                              "look for a loop whose condition never becomes false") from None
+            raise CheckFailed(
+                f"your function was still running after {CALL_TIME_LIMIT:g} s and was stopped",
+                "look for a loop whose condition never becomes false",
+            ) from None
         except Exception as error:  # noqa: BLE001 - an error in student code fails this check only
             raise CheckFailed(
                 f"your function raised {type(error).__name__}: {_first_line(error)}",
@@ -523,16 +551,22 @@ def tolerance(dtype: torch.dtype) -> tuple[float, float]:
     }.get(dtype, (1e-4, 1e-5))
 
 
-def expect_tensor(value, what: str, shape: Sequence[int] | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+def expect_tensor(
+    value, what: str, shape: Sequence[int] | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Check that ``value`` is a plain tensor of the given shape and dtype; return it detached."""
     if type(value) is not torch.Tensor and not isinstance(value, torch.nn.Parameter):
         raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
     if shape is not None and tuple(value.shape) != tuple(shape):
-        raise CheckFailed(f"{what} should have shape {tuple(shape)}, got {tuple(value.shape)}",
-                          "check which dimensions your matmuls and reductions keep")
+        raise CheckFailed(
+            f"{what} should have shape {tuple(shape)}, got {tuple(value.shape)}",
+            "check which dimensions your matmuls and reductions keep",
+        )
     if dtype is not None and value.dtype != dtype:
-        raise CheckFailed(f"{what} should have dtype {dtype} (the inputs' dtype), got {value.dtype}",
-                          "create new tensors with dtype=q.dtype and device=q.device")
+        raise CheckFailed(
+            f"{what} should have dtype {dtype} (the inputs' dtype), got {value.dtype}",
+            "create new tensors with dtype=q.dtype and device=q.device",
+        )
     return value.detach()
 
 
@@ -554,15 +588,20 @@ def expect_close(
         if wrong.shape == seen.shape and torch.allclose(seen, wrong, rtol=rtol, atol=atol, equal_nan=True):
             hint = f"your result matches {mistake}"
             break
-    raise CheckFailed(f"{what} differs from the expected values: max abs error {error:.3g} "
-                      f"(tolerance {atol:g} + {rtol:g} x |expected|)", hint)
+    raise CheckFailed(
+        f"{what} differs from the expected values: max abs error {error:.3g} "
+        f"(tolerance {atol:g} + {rtol:g} x |expected|)",
+        hint,
+    )
 
 
 def expect_pair(result, function: str, names: str):
     """Check that a student's function returned two values, e.g. names = "(out, weights)"."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise CheckFailed(f"{function} should return a pair {names}, got {type(result).__name__}",
-                          f"end your function with `return {names.strip('()')}`")
+        raise CheckFailed(
+            f"{function} should return a pair {names}, got {type(result).__name__}",
+            f"end your function with `return {names.strip('()')}`",
+        )
     return result
 
 
@@ -580,15 +619,20 @@ def expect_value_error(case: Case, fn: Callable, *args, call: str, hint: str) ->
 def student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
     """Materialise a student's mask_mod with FlexAttention's create_mask, as real code would: bool (n_q, n_k)."""
     if not callable(mask_mod):
-        raise CheckFailed(f"expected a mask_mod function, got {type(mask_mod).__name__}",
-                          "a generate_... function must return its inner mask_mod function, not call it")
+        raise CheckFailed(
+            f"expected a mask_mod function, got {type(mask_mod).__name__}",
+            "a generate_... function must return its inner mask_mod function, not call it",
+        )
     try:
         mask = case.call(create_mask, mask_mod, None, None, n_q, n_k, device="cpu")
     except CheckFailed as failure:
         if "vmap" not in failure.message:
             raise
-        raise CheckFailed(failure.message, "use tensor operations (>=, -, %, &, |) on the indices, not Python "
-                          "if/and/or: FlexAttention calls mask_mod on tensors under torch.vmap") from None
+        raise CheckFailed(
+            failure.message,
+            "use tensor operations (>=, -, %, &, |) on the indices, not Python "
+            "if/and/or: FlexAttention calls mask_mod on tensors under torch.vmap",
+        ) from None
     return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool)[0, 0]
 
 
@@ -599,5 +643,8 @@ def expect_mask(seen: torch.Tensor, expected: torch.Tensor, what: str, mistakes:
     wrong = (seen != expected).nonzero()
     hint = next((f"your mask matches {name}" for name, m in mistakes.items() if torch.equal(seen, m)), "")
     i, j = wrong[0].tolist()
-    raise CheckFailed(f"{what}: {len(wrong)} of {seen.numel()} entries differ; e.g. (query {i}, key {j}) "
-                      f"should be {'allowed' if expected[i, j] else 'blocked'}", hint)
+    raise CheckFailed(
+        f"{what}: {len(wrong)} of {seen.numel()} entries differ; e.g. (query {i}, key {j}) "
+        f"should be {'allowed' if expected[i, j] else 'blocked'}",
+        hint,
+    )

@@ -19,19 +19,29 @@ import math
 import numpy as np
 import torch
 
-MIMETYPE = "application/vnd.lcteach.grading-record+json"
+from lcteach.grading import MIMETYPE, RecordError  # noqa: F401  (re-exported: record.MIMETYPE, record.RecordError)
+
 VERSION = 1
 MAX_TENSOR_BYTES = 16 * 2**20  # a larger tensor is recorded by its type alone
 MAX_ITEMS = 4096  # so is a longer tuple or list
 
-_DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in (
-    torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
-    torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128,
-)}
-
-
-class RecordError(ValueError):
-    """A grading record is damaged or was not written by lcteach.grading."""
+_DTYPES = {
+    str(dtype).removeprefix("torch."): dtype
+    for dtype in (
+        torch.float64,
+        torch.float32,
+        torch.float16,
+        torch.bfloat16,
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.int8,
+        torch.uint8,
+        torch.bool,
+        torch.complex64,
+        torch.complex128,
+    )
+}
 
 
 class Opaque:
@@ -116,8 +126,11 @@ def _decode_tensor(data: dict) -> torch.Tensor:
     raw = base64.b64decode(_expect(data.get("data"), str, "tensor data"), validate=True)
     if len(raw) != math.prod(shape) * torch.empty((), dtype=dtype).element_size():
         raise RecordError("tensor entry whose data does not match its shape")
-    return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape) if raw else \
-        torch.empty(shape, dtype=dtype)
+    return (
+        torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape)
+        if raw
+        else torch.empty(shape, dtype=dtype)
+    )
 
 
 def _expect(value, kind: type, what: str):

@@ -12,20 +12,27 @@ import math
 import numpy as np
 import torch
 
-from ..attention import dense_attention as reference_attention
-from ..chunking import ChunkedProcessor
-from ..masks import causal_mask as reference_causal_mask
-from ..masks import generate_sliding_window as reference_sliding_window
-from ..masks import materialize_mask
-from ..memory import peak_memory
-from ..online_softmax import finalize_softmax_state, init_softmax_state
-from ..profiling import fit_exponent as reference_fit_exponent
-from ..profiling import format_bytes
+from lcteach.chunking import ChunkedProcessor
+from lcteach.kernels import dense_attention as reference_attention
+from lcteach.kernels import finalize_softmax_state, init_softmax_state
+from lcteach.masks import causal_mask as reference_causal_mask
+from lcteach.masks import generate_sliding_window as reference_sliding_window
+from lcteach.masks import materialize_mask
+from lcteach.measure import fit_exponent as reference_fit_exponent
+from lcteach.measure import format_bytes, peak_memory
+
 from .core import (
-    Case, CheckFailed, check, expect_close, expect_mask, expect_pair, expect_tensor, expect_value_error, make_part,
+    Case,
+    CheckFailed,
+    check,
+    expect_close,
+    expect_mask,
+    expect_pair,
+    expect_tensor,
+    expect_value_error,
+    make_part,
     student_mask,
 )
-
 
 _part = functools.partial(make_part, __name__)
 
@@ -36,7 +43,11 @@ _part = functools.partial(make_part, __name__)
 def _random_qkv(case: Case, dtype=torch.float32):
     b, h, n_q, n_k = case.randint(1, 2), case.randint(1, 3), case.randint(3, 12), case.randint(3, 12)
     d, d_v = case.randint(2, 8), case.randint(2, 8)
-    return case.randn(b, h, n_q, d, dtype=dtype), case.randn(b, h, n_k, d, dtype=dtype), case.randn(b, h, n_k, d_v, dtype=dtype)
+    return (
+        case.randn(b, h, n_q, d, dtype=dtype),
+        case.randn(b, h, n_k, d, dtype=dtype),
+        case.randn(b, h, n_k, d_v, dtype=dtype),
+    )
 
 
 def _attention_mistakes(q, k, v, mask=None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -71,8 +82,13 @@ def _run_attention(student, case: Case, q, k, v, mask=None, compare=True):
     if compare:
         mistakes = _attention_mistakes(q, k, v, mask)
         expect_close(weights, expected_weights, "weights", mistakes={n: w for n, (_, w) in mistakes.items()})
-        expect_close(out, expected_out, "out", "weights are right, so check the final product with v",
-                     mistakes={n: o for n, (o, _) in mistakes.items()})
+        expect_close(
+            out,
+            expected_out,
+            "out",
+            "weights are right, so check the final product with v",
+            mistakes={n: o for n, (o, _) in mistakes.items()},
+        )
     return out, weights
 
 
@@ -80,8 +96,10 @@ def _run_attention(student, case: Case, q, k, v, mask=None, compare=True):
 def _dense_shapes(student, case):
     out, weights = _run_attention(student, case, *_random_qkv(case), compare=False)
     if not (torch.isfinite(out).all() and torch.isfinite(weights).all()):
-        raise CheckFailed("on ordinary random inputs your output contains inf or NaN",
-                          "print the scores, the weights and the output of a small example to see where it starts")
+        raise CheckFailed(
+            "on ordinary random inputs your output contains inf or NaN",
+            "print the scores, the weights and the output of a small example to see where it starts",
+        )
 
 
 @check("matches softmax(q k^T / sqrt(d)) v on random inputs")
@@ -92,8 +110,12 @@ def _dense_values(student, case):
 @check("each row of the weights sums to 1")
 def _dense_rows(student, case):
     _, weights = _run_attention(student, case, *_random_qkv(case), compare=False)
-    expect_close(weights.sum(-1), torch.ones(weights.shape[:-1]), "row sums of the weights",
-                 "normalise over the key axis (the last one)")
+    expect_close(
+        weights.sum(-1),
+        torch.ones(weights.shape[:-1]),
+        "row sums of the weights",
+        "normalise over the key axis (the last one)",
+    )
 
 
 @check("a boolean mask: False pairs get zero weight")
@@ -109,8 +131,10 @@ def _dense_stable(student, case):
     q, k, v = _random_qkv(case)
     out, weights = _run_attention(student, case, q * 200, k * 200, v, compare=False)
     if not (torch.isfinite(out).all() and torch.isfinite(weights).all()):
-        raise CheckFailed("with scores in the thousands your output contains inf or NaN",
-                          "subtract each row's maximum score before exp: softmax does not change, exp cannot overflow")
+        raise CheckFailed(
+            "with scores in the thousands your output contains inf or NaN",
+            "subtract each row's maximum score before exp: softmax does not change, exp cannot overflow",
+        )
     _run_attention(student, case, q * 200, k * 200, v)
 
 
@@ -119,7 +143,9 @@ def _dense_float64(student, case):
     _run_attention(student, case, *_random_qkv(case, torch.float64))
 
 
-dense_attention = _part("dense_attention", 3, _dense_shapes, _dense_values, _dense_rows, _dense_mask, _dense_stable, _dense_float64)
+dense_attention = _part(
+    "dense_attention", 3, _dense_shapes, _dense_values, _dense_rows, _dense_mask, _dense_stable, _dense_float64
+)
 
 
 # ---------------------------------------------------------------- 2-3. mask_mods
@@ -128,14 +154,20 @@ dense_attention = _part("dense_attention", 3, _dense_shapes, _dense_values, _den
 def _causal_mistakes(n_q: int, n_k: int) -> dict[str, torch.Tensor]:
     i = torch.arange(n_q)[:, None]
     j = torch.arange(n_k)[None, :]
-    return {"i > j: the query must also attend to itself": i > j,
-            "i <= j: queries looking at the future (transposed)": i <= j}
+    return {
+        "i > j: the query must also attend to itself": i > j,
+        "i <= j: queries looking at the future (transposed)": i <= j,
+    }
 
 
 def _check_causal(student, case, n_q, n_k):
     expected = materialize_mask(reference_causal_mask, n_q, n_k)[0, 0]
-    expect_mask(student_mask(case, student, n_q, n_k), expected, f"causal mask with {n_q} queries and {n_k} keys",
-                 _causal_mistakes(n_q, n_k))
+    expect_mask(
+        student_mask(case, student, n_q, n_k),
+        expected,
+        f"causal mask with {n_q} queries and {n_k} keys",
+        _causal_mistakes(n_q, n_k),
+    )
 
 
 @check("matches the causal mask, diagonal included")
@@ -160,16 +192,22 @@ causal_mask = _part("causal_mask", 1, _causal_square, _causal_single, _causal_re
 def _window_mistakes(n: int, window: int) -> dict[str, torch.Tensor]:
     i = torch.arange(n)[:, None]
     j = torch.arange(n)[None, :]
-    return {f"a window of {window + 1} keys: a window of w keys includes the query itself": (i >= j) & (i - j <= window),
-            f"a window of {window - 1} keys: a window of w keys includes the query itself": (i >= j) & (i - j < window - 1),
-            "a window that also looks at future keys": (i - j).abs() < window}
+    return {
+        f"a window of {window + 1} keys: a window of w keys includes the query itself": (i >= j) & (i - j <= window),
+        f"a window of {window - 1} keys: a window of w keys includes the query itself": (i >= j) & (i - j < window - 1),
+        "a window that also looks at future keys": (i - j).abs() < window,
+    }
 
 
 def _check_window(student, case, n: int, window: int):
     mask_mod = case.call(student, window)
     expected = materialize_mask(reference_sliding_window(window), n)[0, 0]
-    expect_mask(student_mask(case, mask_mod, n, n), expected, f"sliding window {window} over {n} tokens",
-                 _window_mistakes(n, window))
+    expect_mask(
+        student_mask(case, mask_mod, n, n),
+        expected,
+        f"sliding window {window} over {n} tokens",
+        _window_mistakes(n, window),
+    )
 
 
 @check("window=1: each query sees only itself")
@@ -192,8 +230,13 @@ def _window_full(student, case):
 @check("window < 1 raises ValueError")
 def _window_invalid(student, case):
     for bad in (0, -case.randint(1, 5)):
-        expect_value_error(case, student, bad, call=f"generate_sliding_window({bad})",
-                           hint="check the argument first: `if window < 1: raise ValueError(...)` with a message naming it")
+        expect_value_error(
+            case,
+            student,
+            bad,
+            call=f"generate_sliding_window({bad})",
+            hint="check the argument first: `if window < 1: raise ValueError(...)` with a message naming it",
+        )
 
 
 sliding_window = _part("sliding_window", 2, _window_one, _window_random, _window_full, _window_invalid)
@@ -208,7 +251,7 @@ def _fold(student, case: Case, scores: torch.Tensor, values: torch.Tensor, sizes
     m, l, acc = init_softmax_state(rows, values.shape[-1], dtype=scores.dtype, device=scores.device)
     start = 0
     for size in sizes:
-        result = case.call(student, m, l, acc, scores[..., start:start + size], values[..., start:start + size, :])
+        result = case.call(student, m, l, acc, scores[..., start : start + size], values[..., start : start + size, :])
         if not isinstance(result, (tuple, list)) or len(result) != 3:
             raise CheckFailed(f"online_softmax_step should return (m, l, acc), got {type(result).__name__}")
         m = expect_tensor(result[0], "m", rows, scores.dtype)
@@ -229,12 +272,18 @@ def _check_fold(student, case, scores, values, sizes, what):
     m, l, acc = _fold(student, case, scores, values, sizes)
     out, _ = finalize_softmax_state(m, l, acc)
     if not torch.isfinite(out).all():
-        raise CheckFailed(f"{what}: acc / l contains inf or NaN",
-                          "keep a running maximum m and compute exp(scores - m_new); rescale the old l and acc "
-                          "by exp(m_old - m_new); where m_new is -inf use 0 instead (exp(-inf - -inf) is NaN)")
+        raise CheckFailed(
+            f"{what}: acc / l contains inf or NaN",
+            "keep a running maximum m and compute exp(scores - m_new); rescale the old l and acc "
+            "by exp(m_old - m_new); where m_new is -inf use 0 instead (exp(-inf - -inf) is NaN)",
+        )
     expected = torch.softmax(scores, dim=-1).nan_to_num(0.0) @ values
-    expect_close(out, expected, f"{what}: acc / l", "when the maximum grows, multiply the old l and acc by "
-                 "exp(m_old - m_new) before adding the new block")
+    expect_close(
+        out,
+        expected,
+        f"{what}: acc / l",
+        "when the maximum grows, multiply the old l and acc by exp(m_old - m_new) before adding the new block",
+    )
     return m, l
 
 
@@ -260,8 +309,12 @@ def _online_state(student, case):
     scores, values = _scores_values(case)
     m, l = _check_fold(student, case, scores, values, _random_sizes(case, scores.shape[-1]), "many blocks")
     expect_close(m, scores.amax(-1), "m", "m_new = maximum(m, scores.amax(-1))")
-    expect_close(l, torch.exp(scores - scores.amax(-1, keepdim=True)).sum(-1), "l",
-                 "l_new = l * exp(m - m_new) + exp(scores - m_new).sum(-1)")
+    expect_close(
+        l,
+        torch.exp(scores - scores.amax(-1, keepdim=True)).sum(-1),
+        "l",
+        "l_new = l * exp(m - m_new) + exp(scores - m_new).sum(-1)",
+    )
 
 
 @check("scores of size +-1000 do not overflow")
@@ -277,11 +330,13 @@ def _online_masked(student, case):
     _check_fold(student, case, scores, values, [3] + _random_sizes(case, scores.shape[-1] - 3), "a masked first block")
 
 
-online_softmax_step = _part("online_softmax_step", 3, _online_one_block, _online_many_blocks, _online_state,
-                            _online_large, _online_masked)
+online_softmax_step = _part(
+    "online_softmax_step", 3, _online_one_block, _online_many_blocks, _online_state, _online_large, _online_masked
+)
 
 
 # ---------------------------------------------------------------- 5. tiled attention
+
 
 def _check_tiled(student, case, n_q, n_k, block):
     d = case.randint(2, 16)
@@ -290,8 +345,12 @@ def _check_tiled(student, case, n_q, n_k, block):
     expected_out, _ = reference_attention(q, k, v)
     out = expect_tensor(out, "out", expected_out.shape, q.dtype)
     lse = expect_tensor(lse, "lse", expected_out.shape[:-1], q.dtype)
-    expect_close(out, expected_out, f"out (n_q={n_q}, n_k={n_k}, block_size={block})",
-                 "fold every key block into the running (m, l, acc) of the query block, then divide acc by l")
+    expect_close(
+        out,
+        expected_out,
+        f"out (n_q={n_q}, n_k={n_k}, block_size={block})",
+        "fold every key block into the running (m, l, acc) of the query block, then divide acc by l",
+    )
     expected_lse = torch.logsumexp(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1)
     expect_close(lse, expected_lse, "lse", "lse = m + log(l) for each query, with the scaled scores")
 
@@ -339,14 +398,18 @@ def _tiled_memory(student, case):
     budget = memory_budget(MEMORY_N)
     if large > budget:
         dense = MEMORY_N * MEMORY_N * 4
-        raise CheckFailed(f"at n={MEMORY_N} your function allocated {format_bytes(large)} at its peak; the budget is "
-                          f"{format_bytes(budget)} (one {MEMORY_N} x {MEMORY_N} score matrix alone is {format_bytes(dense)})",
-                          "never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
-                          "write each query block's result into out as soon as it is done")
+        raise CheckFailed(
+            f"at n={MEMORY_N} your function allocated {format_bytes(large)} at its peak; the budget is "
+            f"{format_bytes(budget)} (one {MEMORY_N} x {MEMORY_N} score matrix alone is {format_bytes(dense)})",
+            "never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
+            "write each query block's result into out as soon as it is done",
+        )
     if large > 5 * max(small, 1):
-        raise CheckFailed(f"peak memory went from {format_bytes(small)} at n={MEMORY_N // 4} to {format_bytes(large)} "
-                          f"at n={MEMORY_N}: x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
-                          "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop")
+        raise CheckFailed(
+            f"peak memory went from {format_bytes(small)} at n={MEMORY_N // 4} to {format_bytes(large)} "
+            f"at n={MEMORY_N}: x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
+            "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop",
+        )
 
 
 tiled_attention = _part("tiled_attention", 4, _tiled_even, _tiled_ragged, _tiled_memory)
@@ -379,16 +442,22 @@ def _check_chunks(student, case, n, chunk_size, overlap):
     what = f"n={n}, chunk_size={chunk_size}, overlap={overlap}"
     result = expect_tensor(result, f"the merged output ({what})", expected.shape, x.dtype)
     if not torch.equal(result[..., 0], expected[..., 0]):
-        raise CheckFailed(f"{what}: the output does not hold every position exactly once, in order",
-                          "keep, from each chunk, only the positions no earlier chunk produced, and concatenate")
+        raise CheckFailed(
+            f"{what}: the output does not hold every position exactly once, in order",
+            "keep, from each chunk, only the positions no earlier chunk produced, and concatenate",
+        )
     expected_spans = [(s.start, s.end) for s in processor.spans(n)]
     if seen_spans != expected_spans:
-        raise CheckFailed(f"{what}: fn was called on {len(seen_spans)} chunks {seen_spans[:4]}..., "
-                          f"expected {len(expected_spans)} chunks {expected_spans[:4]}...",
-                          "chunks start every chunk_size - overlap positions; stop after the chunk that reaches n")
+        raise CheckFailed(
+            f"{what}: fn was called on {len(seen_spans)} chunks {seen_spans[:4]}..., "
+            f"expected {len(expected_spans)} chunks {expected_spans[:4]}...",
+            "chunks start every chunk_size - overlap positions; stop after the chunk that reaches n",
+        )
     if not torch.equal(result[..., 1], expected[..., 1]):
-        raise CheckFailed(f"{what}: some positions are taken from a later chunk than the first one that holds them",
-                          "a later chunk's first `overlap` positions are context only: drop them from its output")
+        raise CheckFailed(
+            f"{what}: some positions are taken from a later chunk than the first one that holds them",
+            "a later chunk's first `overlap` positions are context only: drop them from its output",
+        )
 
 
 @check("every position once, from the earliest chunk that holds it")
@@ -431,11 +500,15 @@ def _chunks_invalid(student, case):
         if "ValueError" in failure.message:
             return
         if "_EndlessChunks" in failure.message:
-            raise CheckFailed("with overlap == chunk_size your function called fn over and over without advancing",
-                              "chunks advance by chunk_size - overlap, which is 0 here: check it and raise ValueError") from None
+            raise CheckFailed(
+                "with overlap == chunk_size your function called fn over and over without advancing",
+                "chunks advance by chunk_size - overlap, which is 0 here: check it and raise ValueError",
+            ) from None
         raise CheckFailed(f"overlap == chunk_size should raise ValueError, but {failure.message}") from None
-    raise CheckFailed("overlap == chunk_size returned instead of raising ValueError",
-                      "with overlap >= chunk_size the chunks never advance: check it and raise ValueError")
+    raise CheckFailed(
+        "overlap == chunk_size returned instead of raising ValueError",
+        "with overlap >= chunk_size the chunks never advance: check it and raise ValueError",
+    )
 
 
 process_in_chunks = _part("process_in_chunks", 3, _chunks_basic, _chunks_edges, _chunks_large_overlap, _chunks_invalid)
@@ -451,18 +524,23 @@ def _check_fit(student, case, ns, values, expected, what):
     except (TypeError, ValueError):
         raise CheckFailed(f"fit_exponent should return a number, got {type(result).__name__}") from None
     if not math.isfinite(result) or abs(result - expected) > 1e-6 * max(1.0, abs(expected)):
-        hint = ("fit a straight line to (log n, log value) with least squares over all points, e.g. np.polyfit(x, y, 1)"
-                if math.isfinite(result) else "the logarithm of every size and value must be finite")
+        hint = (
+            "fit a straight line to (log n, log value) with least squares over all points, e.g. np.polyfit(x, y, 1)"
+            if math.isfinite(result)
+            else "the logarithm of every size and value must be finite"
+        )
         endpoints = math.log(values[-1] / values[0]) / math.log(ns[-1] / ns[0])
         if math.isfinite(result) and abs(result - endpoints) < 1e-6:
-            hint = "you used only the first and last points; a least-squares fit uses all of them, so noise averages out"
+            hint = (
+                "you used only the first and last points; a least-squares fit uses all of them, so noise averages out"
+            )
         raise CheckFailed(f"{what}: expected {expected:.4f}, got {result:.4f}", hint)
 
 
 @check("an exact n^2 law gives 2")
 def _fit_square(student, case):
-    ns = [256 * 2 ** i for i in range(case.randint(3, 6))]
-    _check_fit(student, case, ns, [3e-9 * n ** 2 for n in ns], 2.0, "values = c * n^2")
+    ns = [256 * 2**i for i in range(case.randint(3, 6))]
+    _check_fit(student, case, ns, [3e-9 * n**2 for n in ns], 2.0, "values = c * n^2")
 
 
 @check("exact laws with other exponents and constants")
@@ -470,18 +548,26 @@ def _fit_other(student, case):
     p = round(0.5 + 2.5 * float(torch.rand(1, generator=case.generator)), 3)
     ns = sorted({case.randint(10, 5000) for _ in range(6)})
     c = case.randint(1, 50) * 1e-3
-    _check_fit(student, case, ns, [c * n ** p for n in ns], p, f"values = c * n^{p}")
+    _check_fit(student, case, ns, [c * n**p for n in ns], p, f"values = c * n^{p}")
 
 
 @check("noisy measurements: the least-squares slope on log-log axes")
 def _fit_noisy(student, case):
-    ns = np.array([128 * 2 ** i for i in range(7)], dtype=float)
-    values = 1e-8 * ns ** 1.9 * np.exp(0.3 * case.randn(len(ns), dtype=torch.float64).numpy())
+    ns = np.array([128 * 2**i for i in range(7)], dtype=float)
+    values = 1e-8 * ns**1.9 * np.exp(0.3 * case.randn(len(ns), dtype=torch.float64).numpy())
     _check_fit(student, case, ns.tolist(), values.tolist(), reference_fit_exponent(ns, values), "noisy timings")
 
 
 fit_exponent = _part("fit_exponent", 2, _fit_square, _fit_other, _fit_noisy)
 
 
-PARTS = (dense_attention, causal_mask, sliding_window, online_softmax_step, tiled_attention, process_in_chunks, fit_exponent)
+PARTS = (
+    dense_attention,
+    causal_mask,
+    sliding_window,
+    online_softmax_step,
+    tiled_attention,
+    process_in_chunks,
+    fit_exponent,
+)
 POINTS = {part.__name__: part.points for part in PARTS}

@@ -18,23 +18,32 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..attention import dense_attention as reference_attention
-from ..block_sparse import block_layout as reference_block_layout
-from ..block_sparse import block_sparse_attention as reference_block_sparse
-from ..block_sparse import block_sparse_work
-from ..masks import causal_mask as reference_causal_mask
-from ..masks import generate_sliding_window as reference_sliding_window
-from ..masks import materialize_mask
-from ..patterns import generate_bigbird as reference_bigbird
-from ..patterns import generate_block_sparse as reference_block_sparse_mask
-from ..patterns import generate_global as reference_global
-from ..patterns import generate_random_blocks as reference_random_blocks
-from ..patterns import generate_strided as reference_strided
-from ..patterns import generate_symmetric_window as reference_symmetric_window
-from ..reachability import minimal_layers_for_full_reach as reference_minimal_layers
-from ..topk import topk_attention as reference_topk
+from lcteach.analysis import minimal_layers_for_full_reach as reference_minimal_layers
+from lcteach.kernels import block_layout as reference_block_layout
+from lcteach.kernels import block_sparse_attention as reference_block_sparse
+from lcteach.kernels import block_sparse_work
+from lcteach.kernels import dense_attention as reference_attention
+from lcteach.kernels import topk_attention as reference_topk
+from lcteach.masks import causal_mask as reference_causal_mask
+from lcteach.masks import generate_bigbird as reference_bigbird
+from lcteach.masks import generate_block_sparse as reference_block_sparse_mask
+from lcteach.masks import generate_global as reference_global
+from lcteach.masks import generate_random_blocks as reference_random_blocks
+from lcteach.masks import generate_sliding_window as reference_sliding_window
+from lcteach.masks import generate_strided as reference_strided
+from lcteach.masks import generate_symmetric_window as reference_symmetric_window
+from lcteach.masks import materialize_mask
+
 from .core import (
-    Case, CheckFailed, check, expect_close, expect_mask, expect_pair, expect_tensor, expect_value_error, make_part,
+    Case,
+    CheckFailed,
+    check,
+    expect_close,
+    expect_mask,
+    expect_pair,
+    expect_tensor,
+    expect_value_error,
+    make_part,
     student_mask,
 )
 
@@ -59,12 +68,13 @@ def _strided_mistakes(n_q: int, n_k: int, stride: int, causal: bool) -> dict[str
     earlier = j <= i if causal else torch.ones(n_q, n_k, dtype=torch.bool)
     on_stride = (i - j) % stride == 0
     mistakes = {
-        f"a stride of {stride + 1}: keys i, i - stride, i + stride, ... are exactly `stride` apart":
-            earlier & ((i - j) % (stride + 1) == 0),
+        f"a stride of {stride + 1}: keys i, i - stride, i + stride, ... are exactly `stride` apart": earlier
+        & ((i - j) % (stride + 1) == 0),
         "keys at multiples of the stride (kv_idx % stride == 0) instead of multiples of the stride away from the "
         "query ((q_idx - kv_idx) % stride == 0)": earlier & (j % stride == 0),
-        "the pattern without the query itself: a distance of 0 is a multiple of the stride":
-            earlier & on_stride & (i != j),
+        "the pattern without the query itself: a distance of 0 is a multiple of the stride": earlier
+        & on_stride
+        & (i != j),
     }
     if stride > 1:
         mistakes[f"a stride of {stride - 1}: keys are exactly `stride` apart"] = earlier & ((i - j) % (stride - 1) == 0)
@@ -107,8 +117,13 @@ def _strided_causal(student, case):
 @check("stride < 1 raises ValueError")
 def _strided_invalid(student, case):
     for bad in (0, -case.randint(1, 5)):
-        expect_value_error(case, student, bad, call=f"generate_strided({bad})", hint="check the argument first: "
-                           "`if stride < 1: raise ValueError(...)` with a message naming it")
+        expect_value_error(
+            case,
+            student,
+            bad,
+            call=f"generate_strided({bad})",
+            hint="check the argument first: `if stride < 1: raise ValueError(...)` with a message naming it",
+        )
 
 
 strided = _part("strided", 2, _strided_one, _strided_random, _strided_causal, _strided_invalid)
@@ -122,39 +137,60 @@ def _expect_layout(layout, q_blocks: int, kv_blocks: int, per_row: int, what: st
     if type(layout) is not torch.Tensor:
         raise CheckFailed(f"{what} should be a torch.Tensor, got {type(layout).__name__}")
     if tuple(layout.shape) != (q_blocks, kv_blocks):
-        hint = ("one row per query block: shape (q_blocks, kv_blocks)" if tuple(layout.shape) == (kv_blocks, q_blocks)
-                else "build it with torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)")
+        hint = (
+            "one row per query block: shape (q_blocks, kv_blocks)"
+            if tuple(layout.shape) == (kv_blocks, q_blocks)
+            else "build it with torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)"
+        )
         raise CheckFailed(f"{what} should have shape {(q_blocks, kv_blocks)}, got {tuple(layout.shape)}", hint)
     if layout.dtype != torch.bool:
-        raise CheckFailed(f"{what} should be a bool tensor (True = the block is computed), got {layout.dtype}",
-                          "create it with dtype=torch.bool, or compare: layout = counts > 0")
+        raise CheckFailed(
+            f"{what} should be a bool tensor (True = the block is computed), got {layout.dtype}",
+            "create it with dtype=torch.bool, or compare: layout = counts > 0",
+        )
     counts = layout.sum(dim=-1)
     wrong = (counts != per_row).nonzero().flatten()
     if len(wrong):
         row = int(wrong[0])
-        hint = ("drawing with replacement (torch.randint) can pick the same block twice; draw distinct blocks, e.g. "
-                "torch.randperm(kv_blocks, generator=g)[:blocks_per_row]" if counts[row] < per_row else
-                "mark exactly blocks_per_row blocks in each row")
-        raise CheckFailed(f"{what}: row {row} has {int(counts[row])} blocks, expected exactly {per_row} "
-                          f"({len(wrong)} of {q_blocks} rows are off)", hint)
+        hint = (
+            "drawing with replacement (torch.randint) can pick the same block twice; draw distinct blocks, e.g. "
+            "torch.randperm(kv_blocks, generator=g)[:blocks_per_row]"
+            if counts[row] < per_row
+            else "mark exactly blocks_per_row blocks in each row"
+        )
+        raise CheckFailed(
+            f"{what}: row {row} has {int(counts[row])} blocks, expected exactly {per_row} "
+            f"({len(wrong)} of {q_blocks} rows are off)",
+            hint,
+        )
     return layout
 
 
 def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, seed: int) -> torch.Tensor:
-    return _expect_layout(case.call(student, q_blocks, kv_blocks, per_row, seed), q_blocks, kv_blocks, per_row,
-                          f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed})")
+    return _expect_layout(
+        case.call(student, q_blocks, kv_blocks, per_row, seed),
+        q_blocks,
+        kv_blocks,
+        per_row,
+        f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed})",
+    )
 
 
 @check("bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct blocks in every row")
 def _layout_shape(student, case):
     kv_blocks = case.randint(5, 9)
-    for q_blocks, per_row in ((case.randint(12, 20), kv_blocks - 1), (case.randint(3, 8), case.randint(1, 3)),
-                              (case.randint(2, 5), kv_blocks)):
+    for q_blocks, per_row in (
+        (case.randint(12, 20), kv_blocks - 1),
+        (case.randint(3, 8), case.randint(1, 3)),
+        (case.randint(2, 5), kv_blocks),
+    ):
         _layout(student, case, q_blocks, kv_blocks, per_row, case.randint(0, 10**6))
     many = _layout(student, case, 16, kv_blocks, 2, case.randint(0, 10**6))
     if (many == many[0]).all():
-        raise CheckFailed("all 16 rows of a layout hold the same key blocks",
-                          "draw every row anew: one draw per query block, all from the same generator")
+        raise CheckFailed(
+            "all 16 rows of a layout hold the same key blocks",
+            "draw every row anew: one draw per query block, all from the same generator",
+        )
 
 
 @check("the same seed gives the same layout; different seeds give different layouts")
@@ -162,13 +198,17 @@ def _layout_seeded(student, case):
     seed = case.randint(0, 10**6)
     first, again = (_layout(student, case, 12, 10, 3, seed) for _ in range(2))
     if not torch.equal(first, again):
-        raise CheckFailed(f"two calls with seed={seed} returned different layouts",
-                          "make a generator from the seed, g = torch.Generator().manual_seed(seed), and pass "
-                          "generator=g to every random call")
+        raise CheckFailed(
+            f"two calls with seed={seed} returned different layouts",
+            "make a generator from the seed, g = torch.Generator().manual_seed(seed), and pass "
+            "generator=g to every random call",
+        )
     for other_seed in (seed + 1, seed + case.randint(2, 1000)):
         if torch.equal(first, _layout(student, case, 12, 10, 3, other_seed)):
-            raise CheckFailed(f"seeds {seed} and {other_seed} gave the same layout",
-                              "the draws must come from a generator seeded with `seed`")
+            raise CheckFailed(
+                f"seeds {seed} and {other_seed} gave the same layout",
+                "the draws must come from a generator seeded with `seed`",
+            )
 
 
 _GLOBAL_RNGS = ("torch", "random", "numpy.random")
@@ -196,8 +236,11 @@ def _call_with_global_seed(fn, global_seed: int, *args) -> tuple:
         np.random.seed(global_seed)
         before = _global_states()
         result = fn(*args)
-        moved = [name for name, was, now in zip(_GLOBAL_RNGS, before, _global_states(), strict=True)
-                 if not _same_state(was, now)]
+        moved = [
+            name
+            for name, was, now in zip(_GLOBAL_RNGS, before, _global_states(), strict=True)
+            if not _same_state(was, now)
+        ]
         return result, moved
     finally:
         torch.set_rng_state(saved[0])
@@ -214,14 +257,18 @@ def _layout_private_rng(student, case):
             raise CheckFailed("the grader's measurement returned no result")
         layout, moved = result
         if moved:
-            raise CheckFailed(f"random_block_layout changed the global random state of {', '.join(moved)}",
-                              "torch.manual_seed(seed) and random calls without generator= use the global RNG, which "
-                              "the rest of the notebook shares: make g = torch.Generator().manual_seed(seed) and pass "
-                              "generator=g")
+            raise CheckFailed(
+                f"random_block_layout changed the global random state of {', '.join(moved)}",
+                "torch.manual_seed(seed) and random calls without generator= use the global RNG, which "
+                "the rest of the notebook shares: make g = torch.Generator().manual_seed(seed) and pass "
+                "generator=g",
+            )
         layouts.append(_expect_layout(layout, 10, 8, 3, f"random_block_layout(10, 8, 3, seed={seed})"))
     if not torch.equal(*layouts):
-        raise CheckFailed(f"with seed={seed} the layout changed when the global RNG was seeded differently",
-                          "your draws come from the global RNG: pass generator=g to every random call")
+        raise CheckFailed(
+            f"with seed={seed} the layout changed when the global RNG was seeded differently",
+            "your draws come from the global RNG: pass generator=g to every random call",
+        )
 
 
 UNIFORM_SEEDS = 100  # layouts drawn for the uniformity check
@@ -237,34 +284,50 @@ def _layout_uniform(student, case):
     p = per_row / kv_blocks  # the chance that a row holds a given key block
     column = counts.sum(dim=0)
     if column[-1] == 0:
-        raise CheckFailed(f"over {UNIFORM_SEEDS} seeds the last key block was never drawn",
-                          "the upper bound of torch.randint and the size of torch.randperm are exclusive: "
-                          "draw from all kv_blocks blocks")
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds the last key block was never drawn",
+            "the upper bound of torch.randint and the size of torch.randperm are exclusive: "
+            "draw from all kv_blocks blocks",
+        )
     hint = "every key block must be equally likely in every row: no block forced in, none left out"
     # Counts are binomial; allow 5 standard deviations, per key block and per (row, key block) cell.
     expected, allowed = UNIFORM_SEEDS * q_blocks * p, 5 * math.sqrt(UNIFORM_SEEDS * q_blocks * p * (1 - p))
     col = int((column - expected).abs().argmax())
     if abs(column[col] - expected) > allowed:
-        raise CheckFailed(f"over {UNIFORM_SEEDS} seeds of {q_blocks} rows, key block {col} was drawn "
-                          f"{int(column[col])} times; a uniform draw gives about {expected:.0f} +- {allowed:.0f}", hint)
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds of {q_blocks} rows, key block {col} was drawn "
+            f"{int(column[col])} times; a uniform draw gives about {expected:.0f} +- {allowed:.0f}",
+            hint,
+        )
     expected, allowed = UNIFORM_SEEDS * p, 5 * math.sqrt(UNIFORM_SEEDS * p * (1 - p))
     row, col = divmod(int((counts - expected).abs().argmax()), kv_blocks)
     if abs(counts[row, col] - expected) > allowed:
-        raise CheckFailed(f"over {UNIFORM_SEEDS} seeds, row {row} drew key block {col} {int(counts[row, col])} times; "
-                          f"a uniform draw gives about {expected:.0f} +- {allowed:.0f}", hint)
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds, row {row} drew key block {col} {int(counts[row, col])} times; "
+            f"a uniform draw gives about {expected:.0f} +- {allowed:.0f}",
+            hint,
+        )
 
 
 @check("blocks_per_row above kv_blocks or below 1 raises ValueError")
 def _layout_invalid(student, case):
     kv_blocks = case.randint(2, 8)
     for bad in (kv_blocks + 1, 0):
-        expect_value_error(case, student, 4, kv_blocks, bad, 0, call=f"random_block_layout(4, {kv_blocks}, {bad}, 0)",
-                           hint="a row has kv_blocks distinct blocks to choose from: "
-                                "check 1 <= blocks_per_row <= kv_blocks")
+        expect_value_error(
+            case,
+            student,
+            4,
+            kv_blocks,
+            bad,
+            0,
+            call=f"random_block_layout(4, {kv_blocks}, {bad}, 0)",
+            hint="a row has kv_blocks distinct blocks to choose from: check 1 <= blocks_per_row <= kv_blocks",
+        )
 
 
-random_block_layout = _part("random_block_layout", 2, _layout_shape, _layout_seeded, _layout_private_rng,
-                            _layout_uniform, _layout_invalid)
+random_block_layout = _part(
+    "random_block_layout", 2, _layout_shape, _layout_seeded, _layout_private_rng, _layout_uniform, _layout_invalid
+)
 
 
 # ---------------------------------------------------------------- 3. Longformer: window + global tokens
@@ -288,29 +351,37 @@ def _longformer_mistakes(n: int, window: int, global_tokens) -> dict[str, torch.
     rows, cols = g[:, None], g[None, :]
     band = (i - j).abs() <= radius
     mistakes = {
-        f"a radius of {window}: `window` counts every key of a row, so the radius is window // 2 = {radius}":
-            ((i - j).abs() <= window) | rows | cols,
+        f"a radius of {window}: `window` counts every key of a row, so the radius is window // 2 = {radius}": (
+            (i - j).abs() <= window
+        )
+        | rows
+        | cols,
         "a causal window: Longformer's window looks both ways": ((i - j >= 0) & (i - j < window)) | rows | cols,
         "global rows only: every query must also attend the global tokens (their columns)": band | rows,
         "global columns only: the global tokens must also attend every key (their rows)": band | cols,
         "global tokens that attend only each other (& instead of |)": band | (rows & cols),
     }
     if radius:
-        mistakes[f"a radius of {radius - 1}: |i - j| <= window // 2 includes the ends"] = \
+        mistakes[f"a radius of {radius - 1}: |i - j| <= window // 2 includes the ends"] = (
             ((i - j).abs() < radius) | rows | cols
+        )
     if isinstance(global_tokens, int):
-        more = (torch.arange(n) <= global_tokens)
-        mistakes[f"the first {global_tokens + 1} tokens global: a count g means positions 0 .. g-1"] = \
+        more = torch.arange(n) <= global_tokens
+        mistakes[f"the first {global_tokens + 1} tokens global: a count g means positions 0 .. g-1"] = (
             band | more[:, None] | more[None, :]
+        )
     return mistakes
 
 
 def _check_longformer(student, case: Case, n: int, window: int, global_tokens):
     mask_mod = case.call(student, window, global_tokens)
     expected = _materialised(_longformer_reference(window, global_tokens), n)
-    expect_mask(student_mask(case, mask_mod, n, n), expected,
-                f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
-                _longformer_mistakes(n, window, global_tokens))
+    expect_mask(
+        student_mask(case, mask_mod, n, n),
+        expected,
+        f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
+        _longformer_mistakes(n, window, global_tokens),
+    )
 
 
 def _odd(case: Case, low: int, high: int) -> int:
@@ -340,9 +411,15 @@ def _longformer_edges(student, case):
 @check("an even window or a window < 1 raises ValueError")
 def _longformer_invalid(student, case):
     for bad in (2 * case.randint(1, 4), 0, -1):
-        expect_value_error(case, student, bad, 1, call=f"generate_longformer({bad}, 1)",
-                           hint="a symmetric window holds the query and the same number of keys on each side, so it is "
-                                "odd and at least 1: check it and raise ValueError")
+        expect_value_error(
+            case,
+            student,
+            bad,
+            1,
+            call=f"generate_longformer({bad}, 1)",
+            hint="a symmetric window holds the query and the same number of keys on each side, so it is "
+            "odd and at least 1: check it and raise ValueError",
+        )
 
 
 longformer = _part("longformer", 2, _longformer_count, _longformer_positions, _longformer_edges, _longformer_invalid)
@@ -364,37 +441,52 @@ def _bigbird_mistakes(n, window, global_tokens, layout, block_size, causal) -> d
     blocks = layout[i // block_size, j // block_size]
     earlier = j <= i if causal else torch.ones(n, n, dtype=torch.bool)
     mistakes = {
-        "the layout transposed: query i attends key j when layout[i // block_size, j // block_size]":
-            earlier & (window_mask | global_mask | layout.T[i // block_size, j // block_size]),
-        "and_masks where BigBird takes the union (or_masks) of its parts":
-            earlier & (window_mask | global_mask) & blocks,
+        "the layout transposed: query i attends key j when layout[i // block_size, j // block_size]": earlier
+        & (window_mask | global_mask | layout.T[i // block_size, j // block_size]),
+        "and_masks where BigBird takes the union (or_masks) of its parts": earlier
+        & (window_mask | global_mask)
+        & blocks,
         "the window and global tokens without the random blocks": earlier & (window_mask | global_mask),
         "the random blocks alone": earlier & blocks,
     }
     if block_size <= min(layout.shape):
-        mistakes["block indices from % instead of //: position i lies in block i // block_size"] = \
-            earlier & (window_mask | global_mask | layout[i % block_size, j % block_size])
+        mistakes["block indices from % instead of //: position i lies in block i // block_size"] = earlier & (
+            window_mask | global_mask | layout[i % block_size, j % block_size]
+        )
     if causal:
         mistakes["no causal mask although causal=True: and_masks(causal, bigbird)"] = window_mask | global_mask | blocks
         whole = "and_masks(causal, ...) must wrap the whole union"
-        mistakes[f"the causal mask on the Longformer part only: {whole}, random blocks included"] = \
-            ((j <= i) & (window_mask | global_mask)) | blocks
+        mistakes[f"the causal mask on the Longformer part only: {whole}, random blocks included"] = (
+            (j <= i) & (window_mask | global_mask)
+        ) | blocks
         mistakes[f"the causal mask on the window only: {whole}"] = ((j <= i) & window_mask) | global_mask | blocks
     else:
         mistakes["a causal mask although causal=False"] = (j <= i) & (window_mask | global_mask | blocks)
     return mistakes
 
 
-def _check_bigbird(student, case: Case, window: int, global_tokens, layout: torch.Tensor, block_size: int,
-                   causal: bool, expected: torch.Tensor | None = None):
+def _check_bigbird(
+    student,
+    case: Case,
+    window: int,
+    global_tokens,
+    layout: torch.Tensor,
+    block_size: int,
+    causal: bool,
+    expected: torch.Tensor | None = None,
+):
     n = layout.shape[0] * block_size
     args = (window, global_tokens, layout, block_size)
     mask_mod = case.call(student, *args, causal=True) if causal else case.call(student, *args)
     if expected is None:
         expected = _materialised(_bigbird_reference(window, global_tokens, layout, block_size, causal), n)
     what = f"generate_bigbird({window}, {global_tokens!r}, layout, {block_size}{', causal=True' if causal else ''})"
-    expect_mask(student_mask(case, mask_mod, n, n), expected, f"{what} over {n} tokens",
-                _bigbird_mistakes(n, window, global_tokens, layout, block_size, causal))
+    expect_mask(
+        student_mask(case, mask_mod, n, n),
+        expected,
+        f"{what} over {n} tokens",
+        _bigbird_mistakes(n, window, global_tokens, layout, block_size, causal),
+    )
 
 
 @check("equals BigBird (lcteach.generate_bigbird) with the random layout of the same seed")
@@ -403,8 +495,9 @@ def _bigbird_seeded(student, case):
     n, per_row, seed = block_size * blocks, case.randint(1, 2), case.randint(0, 10**6)
     window, num_global = _odd(case, 3, 7), case.randint(1, 2)
     # The layout generate_random_blocks draws from this seed: a block is active when it allows any pair.
-    layout = reference_block_layout(reference_random_blocks(n, block_size, per_row, seed=seed), n,
-                                    block_size=block_size)[0, 0]
+    layout = reference_block_layout(
+        reference_random_blocks(n, block_size, per_row, seed=seed), n, block_size=block_size
+    )[0, 0]
     expected = _materialised(reference_bigbird(window, num_global, per_row, block_size, n, seed=seed), n)
     _check_bigbird(student, case, window, num_global, layout, block_size, False, expected)
 
@@ -460,24 +553,38 @@ def _block_sparse_mistakes(q, k, v, layout, block_size) -> dict[str, torch.Tenso
     padded_mask = _layout_mask(layout, block_size, n_q, n_k + pad)
     mistakes = {
         "attention without the 1/sqrt(d) scaling": reference_block_sparse(q, k, v, layout, block_size, scale=1.0),
-        "a softmax inside each block on its own: normalise over all active blocks of the query's row together":
-            _per_block_softmax(q, k, v, layout, block_size),
+        "a softmax inside each block on its own: normalise over all active blocks of the query's row together": _per_block_softmax(
+            q, k, v, layout, block_size
+        ),
         "a softmax over the query axis (dim=-2) instead of the key axis": over_queries,
     }
     if pad:
-        mistakes["attending the zero padding of the last key block: keys past Nk do not exist"] = \
-            reference_attention(q, padded_k, padded_v, padded_mask)[0]
+        mistakes["attending the zero padding of the last key block: keys past Nk do not exist"] = reference_attention(
+            q, padded_k, padded_v, padded_mask
+        )[0]
     if layout.shape[0] == layout.shape[1]:
-        mistakes["the layout transposed: layout[qi, kj] says whether query block qi attends key block kj"] = \
+        mistakes["the layout transposed: layout[qi, kj] says whether query block qi attends key block kj"] = (
             reference_block_sparse(q, k, v, layout.T.contiguous(), block_size)
+        )
     return mistakes
 
 
-def _check_block_sparse(student, case: Case, shape: tuple[int, ...], n_k: int, block_size: int, density: float,
-                        dtype=torch.float32, empty_rows: int = 0):
+def _check_block_sparse(
+    student,
+    case: Case,
+    shape: tuple[int, ...],
+    n_k: int,
+    block_size: int,
+    density: float,
+    dtype=torch.float32,
+    empty_rows: int = 0,
+):
     batch, heads, n_q, d = shape
-    q, k, v = case.randn(*shape, dtype=dtype), case.randn(batch, heads, n_k, d, dtype=dtype), \
-        case.randn(batch, heads, n_k, case.randint(2, 8), dtype=dtype)
+    q, k, v = (
+        case.randn(*shape, dtype=dtype),
+        case.randn(batch, heads, n_k, d, dtype=dtype),
+        case.randn(batch, heads, n_k, case.randint(2, 8), dtype=dtype),
+    )
     q_blocks, kv_blocks = -(-n_q // block_size), -(-n_k // block_size)
     layout = torch.rand(q_blocks, kv_blocks, generator=case.generator) < density
     layout[torch.arange(q_blocks), torch.randint(0, kv_blocks, (q_blocks,), generator=case.generator)] = True
@@ -488,18 +595,26 @@ def _check_block_sparse(student, case: Case, shape: tuple[int, ...], n_k: int, b
     what = f"out (Nq={n_q}, Nk={n_k}, block_size={block_size}, {str(dtype).removeprefix('torch.')})"
     out = expect_tensor(out, what, expected.shape, dtype)
     if empty_rows and not torch.isfinite(out).all():
-        raise CheckFailed(f"{what}: a query block with no active key block gives inf or NaN",
-                          "a row with no allowed key has nothing to average: give its queries a zero output")
-    expect_close(out, expected, what, "compare with masked dense attention on a small example, block by block",
-                 mistakes=_block_sparse_mistakes(q, k, v, layout, block_size))
+        raise CheckFailed(
+            f"{what}: a query block with no active key block gives inf or NaN",
+            "a row with no allowed key has nothing to average: give its queries a zero output",
+        )
+    expect_close(
+        out,
+        expected,
+        what,
+        "compare with masked dense attention on a small example, block by block",
+        mistakes=_block_sparse_mistakes(q, k, v, layout, block_size),
+    )
 
 
 @check("equals masked dense attention when n is a multiple of block_size")
 def _block_sparse_even(student, case):
     block_size = case.randint(3, 8)
     n = block_size * case.randint(3, 8)
-    _check_block_sparse(student, case, (case.randint(1, 2), case.randint(1, 3), n, case.randint(2, 8)), n,
-                        block_size, 0.3)
+    _check_block_sparse(
+        student, case, (case.randint(1, 2), case.randint(1, 3), n, case.randint(2, 8)), n, block_size, 0.3
+    )
 
 
 @check("float64, ragged last blocks and Nq != Nk")
@@ -507,8 +622,9 @@ def _block_sparse_ragged(student, case):
     block_size = case.randint(4, 8)
     n_q = block_size * case.randint(2, 6) + case.randint(1, block_size - 1)
     n_k = block_size * case.randint(2, 6) + case.randint(1, block_size - 1)
-    _check_block_sparse(student, case, (1, case.randint(1, 3), n_q, case.randint(2, 8)), n_k, block_size, 0.4,
-                        dtype=torch.float64)
+    _check_block_sparse(
+        student, case, (1, case.randint(1, 3), n_q, case.randint(2, 8)), n_k, block_size, 0.4, dtype=torch.float64
+    )
 
 
 @check("a query block with no active key block gets a zero output")
@@ -528,8 +644,11 @@ class _ElementCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
-        self.elements += sum(t.numel() for t in tree_leaves(out)
-                             if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs)
+        self.elements += sum(
+            t.numel()
+            for t in tree_leaves(out)
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs
+        )
         return out
 
 
@@ -567,8 +686,12 @@ def _work(student, case: Case, layout: torch.Tensor) -> tuple[int, int]:
     out, flops, elements = measured
     expected = reference_block_sparse(q, k, v, layout, WORK_BLOCK)
     what = f"out of the measured call (n={n}, block_size={WORK_BLOCK}, {_describe(layout)})"
-    expect_close(expect_tensor(out, what, expected.shape, q.dtype), expected, what,
-                 "work is only measured for a right result: pass the checks above first")
+    expect_close(
+        expect_tensor(out, what, expected.shape, q.dtype),
+        expected,
+        what,
+        "work is only measured for a right result: pass the checks above first",
+    )
     return flops, elements
 
 
@@ -576,8 +699,10 @@ def _describe(layout: torch.Tensor) -> str:
     return f"{int(layout.sum())} of {layout.numel()} blocks active"
 
 
-@check(f"matmul FLOPs grow with the active blocks (within {FLOP_ALLOWANCE}x of 2 s^2 (D + Dv) per block), not with n^2",
-       weight=2)
+@check(
+    f"matmul FLOPs grow with the active blocks (within {FLOP_ALLOWANCE}x of 2 s^2 (D + Dv) per block), not with n^2",
+    weight=2,
+)
 def _block_sparse_flops(student, case):
     batch, heads, n, d = WORK_SHAPE
     dense = 2 * batch * heads * n * n * 2 * d
@@ -588,13 +713,20 @@ def _block_sparse_flops(student, case):
         seen.append((layout, flops))
         if flops <= FLOP_ALLOWANCE * needed:
             continue
-        history = "" if len(seen) == 1 else (f" (with {_describe(seen[0][0])} it did {seen[0][1]:,}: the work did not "
-                                             "drop with the active blocks)")
-        raise CheckFailed(f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}: your function did {flops:,} matmul "
-                          f"FLOPs{history}; the active blocks need {needed:,}, the budget is "
-                          f"{FLOP_ALLOWANCE * needed:,}, dense attention does {dense:,} ({flops / dense:.0%} of dense)",
-                          "multiply only the active blocks: for each query block, take the key and value blocks its "
-                          "layout row marks; computing q @ k^T for all keys and masking afterwards is dense work")
+        history = (
+            ""
+            if len(seen) == 1
+            else (
+                f" (with {_describe(seen[0][0])} it did {seen[0][1]:,}: the work did not drop with the active blocks)"
+            )
+        )
+        raise CheckFailed(
+            f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}: your function did {flops:,} matmul "
+            f"FLOPs{history}; the active blocks need {needed:,}, the budget is "
+            f"{FLOP_ALLOWANCE * needed:,}, dense attention does {dense:,} ({flops / dense:.0%} of dense)",
+            "multiply only the active blocks: for each query block, take the key and value blocks its "
+            "layout row marks; computing q @ k^T for all keys and masking afterwards is dense work",
+        )
 
 
 @check("no dense step elsewhere: the numbers your operations produce grow with the active blocks", weight=1)
@@ -605,16 +737,25 @@ def _block_sparse_elements(student, case):
     active_scores = batch * heads * int(layout.sum()) * WORK_BLOCK**2
     budget = ELEMENT_ALLOWANCE * (active_scores + batch * heads * 2 * n * 2 * d)
     if elements > budget:
-        raise CheckFailed(f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}: your operations produced "
-                          f"{elements:,} numbers; the budget is {budget:,} ({ELEMENT_ALLOWANCE} per active score "
-                          f"and per input position x (D + Dv)); one n x n score matrix alone is "
-                          f"{batch * heads * n * n:,}",
-                          "an (n, n) tensor (a full mask, all scores, or elementwise q * k products) is being built; "
-                          "build only the active blocks' scores")
+        raise CheckFailed(
+            f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}: your operations produced "
+            f"{elements:,} numbers; the budget is {budget:,} ({ELEMENT_ALLOWANCE} per active score "
+            f"and per input position x (D + Dv)); one n x n score matrix alone is "
+            f"{batch * heads * n * n:,}",
+            "an (n, n) tensor (a full mask, all scores, or elementwise q * k products) is being built; "
+            "build only the active blocks' scores",
+        )
 
 
-block_sparse_attention = _part("block_sparse_attention", 4, _block_sparse_even, _block_sparse_ragged,
-                               _block_sparse_empty, _block_sparse_flops, _block_sparse_elements)
+block_sparse_attention = _part(
+    "block_sparse_attention",
+    4,
+    _block_sparse_even,
+    _block_sparse_ragged,
+    _block_sparse_empty,
+    _block_sparse_flops,
+    _block_sparse_elements,
+)
 
 
 # ---------------------------------------------------------------- 6. top-k attention
@@ -650,51 +791,65 @@ def _topk_mistakes(q, k, v, top_k: int, causal: bool, mask: torch.Tensor | None)
         "keeping the smallest scores instead of the largest": keep(ascending, top_k, allowed),
         "a softmax over all keys, zeroed outside the top k without renormalising": (full @ v, full),
         "attention without the 1/sqrt(d) scaling": reference_topk(
-            q, k, v, top_k, causal=causal, scale=1.0, mask_mod=None if mask is None else _table_mask_mod(mask)),
+            q, k, v, top_k, causal=causal, scale=1.0, mask_mod=None if mask is None else _table_mask_mod(mask)
+        ),
     }
     if top_k > 1:
-        mistakes[f"keeping {top_k - 1} keys per query instead of top_k = {top_k}"] = \
-            keep(descending, top_k - 1, allowed)
+        mistakes[f"keeping {top_k - 1} keys per query instead of top_k = {top_k}"] = keep(
+            descending, top_k - 1, allowed
+        )
     if causal or mask is not None:
-        mistakes["the top k chosen among all keys before masking: choose among the allowed keys only"] = \
-            keep(top_all, top_k, allowed)
+        mistakes["the top k chosen among all keys before masking: choose among the allowed keys only"] = keep(
+            top_all, top_k, allowed
+        )
     if causal:
-        mistakes["no causal mask although causal=True: keys j > i are not allowed"] = \
-            reference_topk(q, k, v, top_k)
+        mistakes["no causal mask although causal=True: keys j > i are not allowed"] = reference_topk(q, k, v, top_k)
     else:
-        later = reference_topk(q, k.flip(-2), v.flip(-2), top_k,
-                               mask_mod=None if mask is None else _table_mask_mod(mask.flip(-1)))
-        mistakes["ties at the k-th score going to the later key: sort with torch.sort(scores, dim=-1, "
-                 "descending=True, stable=True), which puts the earlier of equal scores first (torch.topk promises "
-                 "no order for ties)"] = \
-            (later[0], later[1].flip(-1))
+        later = reference_topk(
+            q, k.flip(-2), v.flip(-2), top_k, mask_mod=None if mask is None else _table_mask_mod(mask.flip(-1))
+        )
+        mistakes[
+            "ties at the k-th score going to the later key: sort with torch.sort(scores, dim=-1, "
+            "descending=True, stable=True), which puts the earlier of equal scores first (torch.topk promises "
+            "no order for ties)"
+        ] = (later[0], later[1].flip(-1))
     return mistakes
 
 
-def _check_topk(student, case: Case, q, k, v, top_k: int, causal: bool = False, table: torch.Tensor | None = None,
-                note: str = ""):
+def _check_topk(
+    student, case: Case, q, k, v, top_k: int, causal: bool = False, table: torch.Tensor | None = None, note: str = ""
+):
     kwargs = {"causal": True} if causal else {}
     if table is not None:
         kwargs["mask_mod"] = _table_mask_mod(table.clone())
     result = case.call(student, q, k, v, top_k, **kwargs)
     out, weights = expect_pair(result, "topk_attention", "(out, weights)")
-    expected_out, expected_weights = reference_topk(q, k, v, top_k, causal=causal,
-                                                    mask_mod=None if table is None else _table_mask_mod(table))
+    expected_out, expected_weights = reference_topk(
+        q, k, v, top_k, causal=causal, mask_mod=None if table is None else _table_mask_mod(table)
+    )
     out = expect_tensor(out, "out", expected_out.shape, q.dtype)
     weights = expect_tensor(weights, "weights", expected_weights.shape, q.dtype)
     mistakes = _topk_mistakes(q, k, v, top_k, causal, table)
     what = f"top_k={top_k}{', causal=True' if causal else ''}{note}"
     expect_close(weights, expected_weights, f"weights ({what})", mistakes={n: w for n, (_, w) in mistakes.items()})
-    expect_close(out, expected_out, f"out ({what})", "the weights are right, so check the product with v",
-                 mistakes={n: o for n, (o, _) in mistakes.items()})
+    expect_close(
+        out,
+        expected_out,
+        f"out ({what})",
+        "the weights are right, so check the product with v",
+        mistakes={n: o for n, (o, _) in mistakes.items()},
+    )
 
 
 def _topk_inputs(case: Case, dtype=torch.float32, n_q: int | None = None, n_k: int | None = None):
     n_q = case.randint(4, 12) if n_q is None else n_q
     n_k = case.randint(6, 16) if n_k is None else n_k
     d, d_v, heads = case.randint(2, 8), case.randint(2, 6), case.randint(1, 3)
-    return (case.randn(1, heads, n_q, d, dtype=dtype), case.randn(1, heads, n_k, d, dtype=dtype),
-            case.randn(1, heads, n_k, d_v, dtype=dtype))
+    return (
+        case.randn(1, heads, n_q, d, dtype=dtype),
+        case.randn(1, heads, n_k, d, dtype=dtype),
+        case.randn(1, heads, n_k, d_v, dtype=dtype),
+    )
 
 
 @check("keeps each query's top_k highest scores, softmax over those only")
@@ -761,18 +916,24 @@ def _check_layers(student, case: Case, pattern, n: int | None, what: str, causal
     args = (matrix,) if n is None else (_table_mask_mod(matrix.clone()), n)
     result = case.call(student, *args, **({} if causal is None else {"causal": causal}))
     if result is not None and type(result) is not int:  # the record turns numpy integers into int
-        raise CheckFailed(f"{what}: expected an int or None, got {type(result).__name__}",
-                          "return the number of layers as a Python int (int(...)), or None")
+        raise CheckFailed(
+            f"{what}: expected an int or None, got {type(result).__name__}",
+            "return the number of layers as a Python int (int(...)), or None",
+        )
     if result == expected:
         return
     is_causal = not matrix.triu(1).any() if causal is None else causal
     hint = ""
     if expected is not None and result is not None and abs(result - expected) == 1:
-        hint = ("off by one: after L layers, information has moved along paths of at most L hops, (A or I)^L; "
-                "count one layer per product and stop at the first L that reaches every target pair")
+        hint = (
+            "off by one: after L layers, information has moved along paths of at most L hops, (A or I)^L; "
+            "count one layer per product and stop at the first L that reaches every target pair"
+        )
     elif result == _no_residual_layers(matrix, is_causal) and not matrix.diagonal().all():
-        hint = ("the residual connection keeps each position's own information between layers: "
-                "use (A or I), so that a path may wait in place")
+        hint = (
+            "the residual connection keeps each position's own information between layers: "
+            "use (A or I), so that a path may wait in place"
+        )
     elif result is None and is_causal:
         hint = "for a causal pattern full reach means every key j <= i, not every key"
     elif expected is None:
@@ -792,8 +953,13 @@ def _layers_mask_mods(student, case):
     n = case.randint(16, 40)
     window, stride = _odd(case, 3, 5), case.randint(3, 6)
     _check_layers(student, case, reference_symmetric_window(window), n, f"a symmetric window of {window}, n={n}")
-    _check_layers(student, case, or_masks(reference_symmetric_window(3), reference_strided(stride)), n,
-                  f"a window of 3 with stride {stride}, n={n}")
+    _check_layers(
+        student,
+        case,
+        or_masks(reference_symmetric_window(3), reference_strided(stride)),
+        n,
+        f"a window of 3 with stride {stride}, n={n}",
+    )
     with_global = or_masks(reference_symmetric_window(window), reference_global([case.randint(0, n - 1)]))
     _check_layers(student, case, with_global, n, f"a symmetric window of {window} with one global token, n={n}")
 
@@ -804,8 +970,13 @@ def _layers_residual(student, case):
     i, j = _grid(n, n)
     _check_layers(student, case, j == i - 1, None, f"each token attends only the previous one, n={n}")
     stride = case.randint(2, 4)
-    _check_layers(student, case, ((i - j) % stride == 0) & (i != j) | (j == i - 1), None,
-                  f"previous token and strided keys {stride} apart, without the diagonal, n={n}")
+    _check_layers(
+        student,
+        case,
+        ((i - j) % stride == 0) & (i != j) | (j == i - 1),
+        None,
+        f"previous token and strided keys {stride} apart, without the diagonal, n={n}",
+    )
 
 
 @check("n = 1 needs 0 layers; never reaching gives None; causal= overrides the target")

@@ -45,10 +45,11 @@ from lcteach import (
     fit_exponent,
     format_bytes,
     peak_memory,
+    plot_scaling,
     profile_scaling,
     tiled_attention,
 )
-from lcteach.plots import plot_attention, plot_scaling
+from lcteach.viz import plot_attention
 
 torch.manual_seed(0)
 print(f"torch {torch.__version__} on CPU with {torch.get_num_threads()} threads")
@@ -141,8 +142,10 @@ plot_scaling(dense_report, metric="peak_bytes", title="Dense attention: peak mem
 large = slice(-4, None)  # n >= 2,048
 print(f"memory exponent, all sizes:        {dense_report.memory_exponent:.2f}")
 print(f"time exponent, all sizes:          {dense_report.time_exponent:.2f}")
-print(f"time exponent, n >= {seq_lens[large][0]:,}:        "
-      f"{fit_exponent(seq_lens[large], dense_report.seconds[large]):.2f}")
+print(
+    f"time exponent, n >= {seq_lens[large][0]:,}:        "
+    f"{fit_exponent(seq_lens[large], dense_report.seconds[large]):.2f}"
+)
 
 # %% [markdown]
 # The measured peak memory is not just "of order $n^2$": it matches the byte count predicted by
@@ -227,16 +230,16 @@ for n in tqdm(tiled_lens, desc="tiled attention", leave=False):
     _, peak = peak_memory(tiled_attention, q, k, v, block_q=1_024, block_k=1_024)
     tiled_seconds.append(time.perf_counter() - start)
     tiled_peaks.append(peak)
-tiled_report = ScalingReport("tiled attention, 1024 x 1024 tiles", tuple(tiled_lens),
-                             tuple(tiled_seconds), tuple(tiled_peaks))
+tiled_report = ScalingReport(
+    "tiled attention, 1024 x 1024 tiles", tuple(tiled_lens), tuple(tiled_seconds), tuple(tiled_peaks)
+)
 print(f"{'n':>7} {'dense':>11} {'tiled':>11} {'dense / tiled':>14}")
 for n, peak in zip(tiled_lens, tiled_peaks):
     dense_peak = dense_report.peak_bytes[seq_lens.index(n)]
     print(f"{n:>7,} {format_bytes(dense_peak):>11} {format_bytes(peak):>11} {dense_peak / peak:>13.1f}x")
 
 # %%
-plot_scaling(dense_report, tiled_report, metric="peak_bytes",
-             title="Peak memory: dense vs tiled attention (log-log)")
+plot_scaling(dense_report, tiled_report, metric="peak_bytes", title="Peak memory: dense vs tiled attention (log-log)")
 
 # %% [markdown]
 # **What to notice.** While $n$ is no longer than a tile, tiling has nothing to save: the one

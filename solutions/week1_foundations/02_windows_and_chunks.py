@@ -47,7 +47,9 @@ from lcteach import (
     generate_sliding_window,
     materialize_mask,
 )
-from lcteach.plots import left_context, plot_chunks, plot_mask, plot_tiles, tile_status
+from lcteach.chunking import left_context
+from lcteach.kernels import tile_status
+from lcteach.viz import plot_chunks, plot_mask, plot_tiles
 from lcteach.widgets import chunk_explorer, window_explorer
 
 _ = torch.manual_seed(0)
@@ -105,6 +107,7 @@ print("keys per query:", mask.sum(-1).tolist(), "= min(i + 1, w):", [min(i + 1, 
 # Patterns compose. FlexAttention's `and_masks` and `or_masks` combine `mask_mod`s
 # pair by pair. The sliding window is "causal **and** near":
 
+
 # %%
 def near_3(b, h, q_idx, kv_idx):
     """Keys fewer than 3 positions before the query (and, on its own, every key after it)."""
@@ -112,13 +115,16 @@ def near_3(b, h, q_idx, kv_idx):
 
 
 composed = and_masks(causal_mask, near_3)
-print("and_masks(causal, near_3) == generate_sliding_window(3):",
-      torch.equal(materialize_mask(composed, 64), materialize_mask(generate_sliding_window(3), 64)))
+print(
+    "and_masks(causal, near_3) == generate_sliding_window(3):",
+    torch.equal(materialize_mask(composed, 64), materialize_mask(generate_sliding_window(3), 64)),
+)
 
 # %% [markdown]
 # And `or_masks` adds exceptions. Models with a sliding window often let every token see the
 # very first token as well: the "attention sink" of StreamingLLM, a place to put attention
 # that has nowhere useful to go. That is "window **or** first key":
+
 
 # %%
 def first_token(b, h, q_idx, kv_idx):
@@ -126,8 +132,11 @@ def first_token(b, h, q_idx, kv_idx):
     return kv_idx == 0
 
 
-plot_mask(or_masks(generate_sliding_window(4), first_token), 24,
-          title="Sliding window of 4, or the first token (attention sink)")
+plot_mask(
+    or_masks(generate_sliding_window(4), first_token),
+    24,
+    title="Sliding window of 4, or the first token (attention sink)",
+)
 
 # %% [markdown]
 # Try it yourself: the explorer draws a pattern and counts what it keeps. Move `window` and
@@ -167,8 +176,10 @@ for layers in range(1, 7):
     print(f"{layers:>8} {n - 1 - first_seen:>30} back {layers * (window - 1):>10}")
 
 # %%
-plot_mask(reach.bool(), title=f"Receptive field after 6 layers of window {window}:\n"
-          f"query i depends on inputs i - {6 * (window - 1)} ... i")
+plot_mask(
+    reach.bool(),
+    title=f"Receptive field after 6 layers of window {window}:\nquery i depends on inputs i - {6 * (window - 1)} ... i",
+)
 
 # %% [markdown]
 # **What to notice.** After 6 layers the band is 19 keys wide: the query plus
@@ -197,8 +208,10 @@ plot_mask(reach.bool(), title=f"Receptive field after 6 layers of window {window
 # %%
 n, window = 1_000, 64
 allowed = int(materialize_mask(generate_sliding_window(window), n).sum())
-print(f"allowed pairs: {allowed:,}; formula n*w - w(w-1)/2 = {n * window - window * (window - 1) // 2:,}; "
-      f"causal has {n * (n + 1) // 2:,}")
+print(
+    f"allowed pairs: {allowed:,}; formula n*w - w(w-1)/2 = {n * window - window * (window - 1) // 2:,}; "
+    f"causal has {n * (n + 1) // 2:,}"
+)
 
 # %% [markdown]
 # A mask alone saves nothing, though. `dense_attention(q, k, v, mask)` still computes all
@@ -298,16 +311,20 @@ def causal_attention(q, k, v):
 
 settings = [(0, "first"), (16, "first"), (32, "first"), (32, "center"), (32, "mean")]
 errors = {}
-print(f"{'overlap':>7} {'resolve':>7} {'extra work':>10} {'least context':>13} "
-      f"{'mean error':>10} {'worst error':>11}   (positions >= {chunk})")
+print(
+    f"{'overlap':>7} {'resolve':>7} {'extra work':>10} {'least context':>13} "
+    f"{'mean error':>10} {'worst error':>11}   (positions >= {chunk})"
+)
 for overlap, resolve in settings:
     processor = ChunkedProcessor(chunk, overlap, resolve)
     error = (processor.process(causal_attention, q, k, v) - full).abs().mean(dim=(0, 1, 3))
     errors[overlap, resolve] = error
     extra = sum(s.end - s.start for s in processor.spans(n)) / n - 1
     least = int(left_context(processor, n)[chunk:].min())
-    print(f"{overlap:>7} {resolve:>7} {extra:>10.0%} {least:>13} "
-          f"{error[chunk:].mean():>10.3f} {error[chunk:].max():>11.3f}")
+    print(
+        f"{overlap:>7} {resolve:>7} {extra:>10.0%} {least:>13} "
+        f"{error[chunk:].mean():>10.3f} {error[chunk:].max():>11.3f}"
+    )
 
 # %% [markdown]
 # Now the picture behind the numbers. Each figure shows the chunks, the left context every

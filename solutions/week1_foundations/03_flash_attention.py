@@ -46,11 +46,12 @@ from lcteach import (
     init_softmax_state,
     merge_attention,
     online_softmax_step,
+    plot_scaling,
     profile_scaling,
     tiled_attention,
     track_peak_memory,
 )
-from lcteach.plots import plot_online_softmax, plot_scaling, plot_tiles
+from lcteach.viz import plot_online_softmax, plot_tiles
 from lcteach.widgets import tiling_explorer
 
 _ = torch.manual_seed(0)
@@ -67,6 +68,7 @@ _ = torch.manual_seed(0)
 # `inf / inf` is `nan`. Attention scores of 100 are not exotic in a large model. Here is the
 # formula as written, **a naive version for illustration only**:
 
+
 # %%
 def naive_softmax(s):
     """softmax exactly as the formula is written: overflows for scores above ~88 in float32."""
@@ -75,7 +77,12 @@ def naive_softmax(s):
 
 
 scores = torch.tensor([100.0, 98.0, 95.0])
-print("float32 can hold e^88:", torch.exp(torch.tensor(88.0)).item(), "  but not e^89:", torch.exp(torch.tensor(89.0)).item())
+print(
+    "float32 can hold e^88:",
+    torch.exp(torch.tensor(88.0)).item(),
+    "  but not e^89:",
+    torch.exp(torch.tensor(89.0)).item(),
+)
 print("naive softmax of", scores.tolist(), "->", naive_softmax(scores).tolist())
 print("torch.softmax of the same      ->", torch.softmax(scores, -1).tolist())
 
@@ -148,7 +155,7 @@ block = 8
 m, l, acc = init_softmax_state((1,), 4, dtype=s.dtype, device=s.device)
 print(f"{'block':>5} {'running max m':>14} {'running l':>10} {'sum of exp(s_j - m) over seen keys':>36}")
 for t, j0 in enumerate(range(0, 32, block), start=1):
-    m, l, acc = online_softmax_step(m, l, acc, s[None, j0:j0 + block], values[j0:j0 + block])
+    m, l, acc = online_softmax_step(m, l, acc, s[None, j0 : j0 + block], values[j0 : j0 + block])
     seen = s[: j0 + block]
     print(f"{t:>5} {m.item():>14.4f} {l.item():>10.4f} {torch.exp(seen - m).sum().item():>36.4f}")
 
@@ -257,6 +264,7 @@ print(f"max |merged lse - full lse|                 = {(merged_lse - full_lse).a
 # The claim is $O(n^2)$ memory for dense attention and $O(n)$ for tiled. We measure both at
 # the same lengths, with $256 \times 256$ tiles.
 
+
 # %%
 def tiled_256(q, k, v):
     """Tiled attention with 256 x 256 tiles."""
@@ -325,6 +333,7 @@ for label, g_dense, g_tiled in zip(("dq", "dk", "dv"), grads["dense"], grads["ti
 # Now the peak memory of a full training step, forward and backward, measured with
 # `track_peak_memory` around both passes:
 
+
 # %%
 def forward_backward(attention, n, generator):
     """Peak bytes and seconds of one causal forward + backward pass at length n (batch 1, 1 head, d = 64)."""
@@ -339,8 +348,9 @@ def forward_backward(attention, n, generator):
 
 methods = {
     "dense, forward + backward": lambda q, k, v: dense_attention(q, k, v, causal=True),
-    "tiled 256 x 256, forward + backward": lambda q, k, v: tiled_attention(q, k, v, block_q=256, block_k=256,
-                                                                            causal=True),
+    "tiled 256 x 256, forward + backward": lambda q, k, v: tiled_attention(
+        q, k, v, block_q=256, block_k=256, causal=True
+    ),
 }
 generator = torch.Generator().manual_seed(0)
 training_reports = []

@@ -34,8 +34,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
-from lcteach import ScalingReport, dense_attention, format_bytes, peak_memory, track_peak_memory
-from lcteach.plots import plot_scaling
+from lcteach import ScalingReport, dense_attention, format_bytes, peak_memory, plot_scaling, track_peak_memory
 
 _ = torch.manual_seed(0)
 
@@ -46,6 +45,7 @@ _ = torch.manual_seed(0)
 # LayerNorm in front (the "pre-norm" layout of GPT-style models). Attention is
 # `lcteach.dense_attention` with a causal mask, so every block holds $n \times n$ weights per
 # head. The stack can run each block under `torch.utils.checkpoint` (section 2).
+
 
 # %%
 class Block(torch.nn.Module):
@@ -80,11 +80,13 @@ class Stack(torch.nn.Module):
             x = checkpoint(block, x, use_reentrant=False) if self.checkpointing else block(x)
         return x
 
+
 # %% [markdown]
 # One training step is a forward pass, a loss and a backward pass. We measure its peak memory
 # with `track_peak_memory` (every tensor allocated inside the block counts: activations,
 # gradients, temporaries) and its time separately, without the tracker, as the best of a few
 # runs. The loss is a stand-in (the mean square of the output); any scalar would do.
+
 
 # %%
 def training_step(model, x):
@@ -108,6 +110,7 @@ def step_seconds(model, x, repeats=2):
         training_step(model, x)
         best = min(best, time.perf_counter() - start)
     return best
+
 
 # %% [markdown]
 # Where does the memory go? For backward, autograd keeps every intermediate that a gradient
@@ -183,8 +186,10 @@ for depth, without, with_ in zip(depths, peaks[False], peaks[True]):
 timings = {}
 for checkpointing in (False, True):
     timings[checkpointing] = step_seconds(Stack(layers, dim, heads, checkpointing), x)
-print(f"training step, {layers} blocks: {timings[False] * 1e3:.0f} ms without, {timings[True] * 1e3:.0f} ms with "
-      f"checkpointing ({timings[True] / timings[False] - 1:+.0%})")
+print(
+    f"training step, {layers} blocks: {timings[False] * 1e3:.0f} ms without, {timings[True] * 1e3:.0f} ms with "
+    f"checkpointing ({timings[True] / timings[False] - 1:+.0%})"
+)
 
 # %% [markdown]
 # (Timings on a shared or busy machine are noisy; run the cell again to see how much.)
@@ -229,8 +234,12 @@ print(f"{'dtype':>15} {'bytes':>5} {'significant digits':>19} {'largest':>10} {'
 for dtype in (torch.float32, torch.float16, torch.bfloat16):
     info = torch.finfo(dtype)
     print(f"{str(dtype):>15} {info.bits // 8:>5} {info.resolution:>19.0e} {info.max:>10.1e} {info.tiny:>16.1e}")
-print("\n70,000 as float16:", torch.tensor(70_000.0).half().item(),
-      "   as bfloat16:", torch.tensor(70_000.0).bfloat16().item())
+print(
+    "\n70,000 as float16:",
+    torch.tensor(70_000.0).half().item(),
+    "   as bfloat16:",
+    torch.tensor(70_000.0).bfloat16().item(),
+)
 
 # %% [markdown]
 # **float16** keeps more digits (about 3) but overflows at 65,504: a large attention score or
@@ -269,12 +278,19 @@ for dtype in (torch.float32, torch.bfloat16):
 with torch.autocast("cpu", dtype=torch.bfloat16):
     block = model.blocks[0]
     hidden = block.qkv(block.norm1(x))
-    print("LayerNorm output:", block.norm1(x).dtype, "  Linear output:", hidden.dtype,
-          "  weights:", block.qkv.weight.dtype)
+    print(
+        "LayerNorm output:",
+        block.norm1(x).dtype,
+        "  Linear output:",
+        hidden.dtype,
+        "  weights:",
+        block.qkv.weight.dtype,
+    )
 
 # %% [markdown]
 # Now a whole training step under autocast, against the float32 step: peak memory, and how
 # far the gradients move.
+
 
 # %%
 def autocast_step(model, x):

@@ -56,6 +56,7 @@ _ = torch.manual_seed(0)
 #   but do the max-subtraction yourself to see why it matters.
 # - Results keep the inputs' dtype.
 
+
 # %% nbgrader={"grade": false, "grade_id": "dense_attention", "locked": false, "schema_version": 3, "solution": true}
 def dense_attention(q, k, v, mask=None):
     """Return (out (B, H, Nq, Dv), weights (B, H, Nq, Nk))."""
@@ -85,6 +86,7 @@ grade.dense_attention(dense_attention, seed=7331)
 # (`>=`, `&`, `|`) and no Python `if`.
 #
 # Write `causal_mask`: a query attends to itself and to every earlier position.
+
 
 # %% nbgrader={"grade": false, "grade_id": "causal_mask", "locked": false, "schema_version": 3, "solution": true}
 def causal_mask(b, h, q_idx, kv_idx):
@@ -117,6 +119,7 @@ print(create_mask(causal_mask, None, None, 6, 6, device="cpu")[0, 0].int())
 # sequence is the causal mask. A `window` below 1 makes no sense: raise `ValueError` with a
 # message that says so. Give the inner function a helpful `__name__`, e.g.
 # `sliding_window_4` (FlexAttention prints it).
+
 
 # %% nbgrader={"grade": false, "grade_id": "sliding_window", "locked": false, "schema_version": 3, "solution": true}
 def generate_sliding_window(window):
@@ -160,6 +163,7 @@ grade.sliding_window(generate_sliding_window, seed=7331)
 # arriving first leaves $m' = -\infty$, and $e^{-\infty - (-\infty)}$ is NaN. Use 0 as the
 # reference point for such rows.
 
+
 # %% nbgrader={"grade": false, "grade_id": "online_softmax_step", "locked": false, "schema_version": 3, "solution": true}
 def online_softmax_step(m, l, acc, scores, values):
     """Fold scores (..., Nq, Bk) and values (..., Bk, Dv) into the state; return (m, l, acc)."""
@@ -198,6 +202,7 @@ grade.online_softmax_step(online_softmax_step, seed=7331)
 # allocates. One 8192 x 8192 float32 score matrix is 256 MiB; the budget is 32 MiB, and
 # 4x the tokens must cost at most about 4x the memory. Keep only one tile of scores alive.
 
+
 # %% nbgrader={"grade": false, "grade_id": "tiled_attention", "locked": false, "schema_version": 3, "solution": true}
 def tiled_attention(q, k, v, block_size=128):
     """Return (out (B, H, Nq, Dv), lse (B, H, Nq)) without ever holding more than one score tile."""
@@ -207,16 +212,16 @@ def tiled_attention(q, k, v, block_size=128):
     out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
     lse = torch.empty(q.shape[:-1], dtype=q.dtype)
     for i in range(0, n_q, block_size):
-        q_block = q[..., i:i + block_size, :]
+        q_block = q[..., i : i + block_size, :]
         rows = q_block.shape[:-1]
         m = torch.full(rows, float("-inf"), dtype=q.dtype)
         l = torch.zeros(rows, dtype=q.dtype)
         acc = torch.zeros(*rows, v.shape[-1], dtype=q.dtype)
         for j in range(0, n_k, block_size):
-            scores = q_block @ k[..., j:j + block_size, :].transpose(-2, -1) * scale
-            m, l, acc = online_softmax_step(m, l, acc, scores, v[..., j:j + block_size, :])
-        out[..., i:i + block_size, :] = acc / l[..., None]
-        lse[..., i:i + block_size] = m + torch.log(l)
+            scores = q_block @ k[..., j : j + block_size, :].transpose(-2, -1) * scale
+            m, l, acc = online_softmax_step(m, l, acc, scores, v[..., j : j + block_size, :])
+        out[..., i : i + block_size, :] = acc / l[..., None]
+        lse[..., i : i + block_size] = m + torch.log(l)
     return out, lse
     ### END SOLUTION
 
@@ -242,6 +247,7 @@ grade.tiled_attention(tiled_attention, seed=7331)
 # return the merged `(B, n, d_out)`. Raise `ValueError` when `overlap >= chunk_size` (the
 # chunks would never advance) or `overlap < 0`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "process_in_chunks", "locked": false, "schema_version": 3, "solution": true}
 def process_in_chunks(fn, x, chunk_size, overlap):
     """Run fn on overlapping chunks of x (B, n, d) along dim 1; keep each position from its first chunk."""
@@ -255,7 +261,7 @@ def process_in_chunks(fn, x, chunk_size, overlap):
     while True:
         end = min(start + chunk_size, n)
         result = fn(x[:, start:end])
-        pieces.append(result[:, done - start:])
+        pieces.append(result[:, done - start :])
         done = end
         if end == n:
             return torch.cat(pieces, dim=1)
@@ -277,6 +283,7 @@ grade.process_in_chunks(process_in_chunks, seed=7331)
 # least-squares slope of `log(values)` against `log(ns)` as a float. Use all the points: real
 # timings are noisy, and two points give a noisy slope.
 
+
 # %% nbgrader={"grade": false, "grade_id": "fit_exponent", "locked": false, "schema_version": 3, "solution": true}
 def fit_exponent(ns, values):
     """Least-squares slope p of log(values) = log(c) + p log(ns)."""
@@ -284,7 +291,7 @@ def fit_exponent(ns, values):
     x = np.log(np.asarray(ns, dtype=float))
     y = np.log(np.asarray(values, dtype=float))
     x_centred = x - x.mean()
-    return float((x_centred * (y - y.mean())).sum() / (x_centred ** 2).sum())
+    return float((x_centred * (y - y.mean())).sum() / (x_centred**2).sum())
     ### END SOLUTION
 
 

@@ -57,7 +57,8 @@ from lcteach import (
     plot_composition,
     plot_pattern,
 )
-from lcteach.widgets import composition_explorer, local_block_layout, mask_explorer
+from lcteach.masks import local_block_layout
+from lcteach.widgets import composition_explorer, mask_explorer
 
 _ = torch.manual_seed(0)
 
@@ -104,8 +105,10 @@ window = generate_symmetric_window(255)
 print(f"{'n':>6} {'pairs':>11} {'density':>8} {'FLOPs':>9} {'dense FLOPs':>12} {'fewer':>7}")
 for n in (512, 1_024, 2_048, 4_096):
     cost = pattern_flops(window, n, progress=False)
-    print(f"{n:>6,} {cost.allowed_pairs:>11,} {cost.density:>8.1%} {cost.flops:>9.3g} "
-          f"{cost.dense_flops:>12.3g} {cost.speedup:>6.1f}x")
+    print(
+        f"{n:>6,} {cost.allowed_pairs:>11,} {cost.density:>8.1%} {cost.flops:>9.3g} "
+        f"{cost.dense_flops:>12.3g} {cost.speedup:>6.1f}x"
+    )
 
 # %% [markdown]
 # Density halves each time $n$ doubles: the pairs grow like $n \cdot w$, the dense matrix
@@ -185,8 +188,14 @@ plot_pattern(random_tokens, 64)
 
 # %%
 mask = materialize_mask(random_tokens, 64)[0, 0]
-print("same seed, same mask:     ", torch.equal(mask, materialize_mask(generate_random_tokens(64, count=4, seed=0), 64)[0, 0]))
-print("seed 1, same mask:        ", torch.equal(mask, materialize_mask(generate_random_tokens(64, count=4, seed=1), 64)[0, 0]))
+print(
+    "same seed, same mask:     ",
+    torch.equal(mask, materialize_mask(generate_random_tokens(64, count=4, seed=0), 64)[0, 0]),
+)
+print(
+    "seed 1, same mask:        ",
+    torch.equal(mask, materialize_mask(generate_random_tokens(64, count=4, seed=1), 64)[0, 0]),
+)
 print("queries that see themselves:", int(mask.diagonal().sum()), "of 64")
 
 # %% [markdown]
@@ -270,8 +279,10 @@ plot_pattern(bigbird, 64)
 
 # %%
 parts = or_masks(generate_symmetric_window(7), generate_global(2), generate_random_blocks(64, 8, 2, seed=0))
-print("generate_bigbird == or_masks(window, global, random blocks):",
-      torch.equal(materialize_mask(bigbird, 64), materialize_mask(parts, 64)))
+print(
+    "generate_bigbird == or_masks(window, global, random blocks):",
+    torch.equal(materialize_mask(bigbird, 64), materialize_mask(parts, 64)),
+)
 
 # %% [markdown]
 # ## 7. Every pattern, priced

@@ -36,6 +36,7 @@
 # %%
 import math
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +46,10 @@ from torch.nn.attention.flex_attention import and_masks, or_masks
 from lcteach import (
     ContentAdaptiveAttention,
     banded_attention,
+    bigbird_cost,
     block_layout,
     block_sparse_attention,
     block_sparse_work,
-    bigbird_cost,
     causal_mask,
     complexity_table,
     dense_attention,
@@ -81,12 +82,14 @@ _ = torch.manual_seed(0)
 # %% [markdown]
 # The Sparse Transformer pattern of Lecture 1 appears often below, so we name it once:
 
+
 # %%
 def sparse_transformer(stride):
     """Sparse Transformer strided attention (Lecture 1): the last `stride` keys and every stride-th key before."""
     pattern = and_masks(causal_mask, or_masks(generate_sliding_window(stride), generate_strided(stride)))
     pattern.__name__ = f"sparse_transformer_{stride}"
     return pattern
+
 
 # %% [markdown]
 # ## 1. Reach: what $L$ layers connect
@@ -141,8 +144,9 @@ candidates = {
     "causal strided 8 alone": lambda n: and_masks(causal_mask, generate_strided(8)),
     "Sparse Transformer, s = sqrt n": lambda n: sparse_transformer(math.isqrt(n)),
     "random blocks 2 x 8 alone": lambda n: generate_random_blocks(n, 8, 2, seed=0),
-    "window 7 + random blocks 2 x 8": lambda n: or_masks(generate_symmetric_window(7),
-                                                         generate_random_blocks(n, 8, 2, seed=0)),
+    "window 7 + random blocks 2 x 8": lambda n: or_masks(
+        generate_symmetric_window(7), generate_random_blocks(n, 8, 2, seed=0)
+    ),
     "Longformer w 7, g 1": lambda n: or_masks(generate_symmetric_window(7), generate_global(1)),
     "BigBird w 7, g 1, r 1 x 8": lambda n: generate_bigbird(7, 1, 1, 8, n, seed=0),
 }
@@ -260,6 +264,7 @@ def masked_sdpa(q, k, v):
     """Dense SDPA with the sliding window's (n, n) bool mask: the quadratic baseline."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=masks[q.shape[-2]])
 
+
 # %% [markdown]
 # ### Banded attention: $O(n \cdot w)$
 #
@@ -281,18 +286,27 @@ print(f"max |banded - masked SDPA| = {error:.1e}")
 
 # %%
 sdpa_report = profile_scaling(masked_sdpa, lengths, label="SDPA, dense bool mask")
-banded_report = profile_scaling(lambda q, k, v: banded_attention(q, k, v, window), lengths,
-                                label=f"banded_attention, w = {window}")
+banded_report = profile_scaling(
+    lambda q, k, v: banded_attention(q, k, v, window), lengths, label=f"banded_attention, w = {window}"
+)
 for report in (sdpa_report, banded_report):
     print(report.table(), end="\n\n")
 
 # %%
-plot_scaling(sdpa_report, banded_report, metric="peak_bytes",
-             title=f"Sliding window {window}: peak memory, masked SDPA vs banded (log-log)")
+plot_scaling(
+    sdpa_report,
+    banded_report,
+    metric="peak_bytes",
+    title=f"Sliding window {window}: peak memory, masked SDPA vs banded (log-log)",
+)
 
 # %%
-plot_scaling(sdpa_report, banded_report, metric="seconds",
-             title=f"Sliding window {window}: time, masked SDPA vs banded (log-log)")
+plot_scaling(
+    sdpa_report,
+    banded_report,
+    metric="seconds",
+    title=f"Sliding window {window}: time, masked SDPA vs banded (log-log)",
+)
 
 # %% [markdown]
 # **What to notice.** The masked SDPA's memory grows with slope 2 (the mask and the score
@@ -309,6 +323,7 @@ plot_scaling(sdpa_report, banded_report, metric="seconds",
 # window of 127 keys, the first 64 tokens global and 3 random blocks per row, all
 # block-aligned. `best_seconds` times a call the simple way: a warm-up, then the best of three.
 
+
 # %%
 def best_seconds(run, repeats=3):
     """Best wall-clock seconds of `run()` over `repeats` calls, after one warm-up call."""
@@ -323,18 +338,22 @@ def best_seconds(run, repeats=3):
 
 # %%
 block = 64
-print(f"{'n':>6} {'active blocks':>14} {'FLOPs vs dense':>15} {'max error':>10} {'masked SDPA':>12} {'block-sparse':>13}")
+print(
+    f"{'n':>6} {'active blocks':>14} {'FLOPs vs dense':>15} {'max error':>10} {'masked SDPA':>12} {'block-sparse':>13}"
+)
 for n in (2_048, 4_096):
     bigbird = generate_bigbird(127, 64, 3, block, n, seed=0)
     layout = block_layout(bigbird, n, block_size=block)[0, 0]
     bigbird_mask = evaluate_rows(bigbird, torch.arange(n), n)
     q, k, v = torch.randn(3, 1, 1, n, 64, generator=generator).unbind(0)
-    sdpa = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=bigbird_mask)
-    sparse = lambda: block_sparse_attention(q, k, v, layout, block, mask_mod=bigbird)
+    sdpa = partial(F.scaled_dot_product_attention, q, k, v, attn_mask=bigbird_mask)
+    sparse = partial(block_sparse_attention, q, k, v, layout, block, mask_mod=bigbird)
     fewer = 2 * n * n * (64 + 64) / block_sparse_work(layout, block, 64)
     error = (sparse() - sdpa()).abs().max().item()
-    print(f"{n:>6,} {int(layout.sum()):>6} of {layout.numel():>5} {fewer:>14.1f}x {error:>10.1e} "
-          f"{best_seconds(sdpa) * 1e3:>9.1f} ms {best_seconds(sparse) * 1e3:>10.1f} ms")
+    print(
+        f"{n:>6,} {int(layout.sum()):>6} of {layout.numel():>5} {fewer:>14.1f}x {error:>10.1e} "
+        f"{best_seconds(sdpa) * 1e3:>9.1f} ms {best_seconds(sparse) * 1e3:>10.1f} ms"
+    )
 
 # %% [markdown]
 # Same result, and the work of a block-sparse kernel is the number of active blocks times

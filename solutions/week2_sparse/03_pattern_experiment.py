@@ -30,16 +30,16 @@
 import matplotlib.pyplot as plt
 import torch
 
-from lcteach.patterns import evaluate_rows
-from lcteach.recall import (
+from lcteach import evaluate_rows
+from lcteach.experiments import (
     RecallTask,
     accuracy_by_distance,
     distance_bins,
     load_recall_results,
     make_recall_batch,
-    recall_patterns,
     train_recall,
 )
+from lcteach.masks import recall_patterns
 
 _ = torch.manual_seed(0)
 
@@ -63,8 +63,7 @@ example = make_recall_batch(tiny, 1, generator=torch.Generator().manual_seed(3))
 print("position:", list(range(8)))
 print("key:     ", example.keys[0].tolist())
 print("value:   ", example.values[0].tolist()[:-1], "+ blank")
-print(f"query key {example.keys[0, -1].item()} -> answer {example.answers.item()}, "
-      f"distance {example.distances.item()}")
+print(f"query key {example.keys[0, -1].item()} -> answer {example.answers.item()}, distance {example.distances.item()}")
 
 # %% [markdown]
 # The experiment uses $n = 64$ positions, 64 key tokens and 16 values, so guessing is right
@@ -72,7 +71,7 @@ print(f"query key {example.keys[0, -1].item()} -> answer {example.answers.item()
 #
 # ## 2. The model, and what each mask lets it see
 #
-# The model (`lcteach.recall.RecallModel`) is as small as it can be: each position is the sum
+# The model (`lcteach.experiments.recall.RecallModel`) is as small as it can be: each position is the sum
 # of a key embedding and a value embedding, then **one** attention layer, then a linear
 # readout at the query position. With one layer there is no relaying (Lecture 2): the query can
 # use a pair only if its own row of the mask allows that position. So the mask decides the
@@ -93,8 +92,15 @@ patterns = recall_patterns(task.seq_len)
 query = torch.tensor([task.seq_len - 1])
 seen = torch.stack([evaluate_rows(p, query, task.seq_len)[0].flip(0)[1:] for p in patterns.values()])
 fig, ax = plt.subplots(figsize=(10, 2.6), layout="constrained")
-ax.imshow(seen, cmap="Blues", vmin=0, vmax=1.4, aspect="auto", interpolation="none",
-          extent=(0.5, task.seq_len - 0.5, len(patterns) - 0.5, -0.5))
+ax.imshow(
+    seen,
+    cmap="Blues",
+    vmin=0,
+    vmax=1.4,
+    aspect="auto",
+    interpolation="none",
+    extent=(0.5, task.seq_len - 0.5, len(patterns) - 0.5, -0.5),
+)
 for row in range(1, len(patterns)):
     ax.axhline(row - 0.5, color="white", linewidth=4)
 ax.set_yticks(range(len(patterns)), list(patterns))
@@ -120,8 +126,10 @@ plt.show()
 # %%
 window_name = "sliding_window_16"
 model, final_loss = train_recall(task, patterns[window_name], steps=300, seed=0)
-print(f"{window_name}: mean loss over the last 30 steps {final_loss:.2f} "
-      f"(a model that guesses: ln 16 = {torch.log(torch.tensor(16.0)).item():.2f})")
+print(
+    f"{window_name}: mean loss over the last 30 steps {final_loss:.2f} "
+    f"(a model that guesses: ln 16 = {torch.log(torch.tensor(16.0)).item():.2f})"
+)
 
 # %% [markdown]
 # A loss well below that of guessing, but far from 0: the model has learned something, not
@@ -138,7 +146,7 @@ print(f"guessing (chance)      {1 / task.num_values:6.1%}")
 # %% [markdown]
 # Within its window the model is essentially perfect; beyond it, it guesses. No amount of
 # training moves that line: the query cannot attend to a pair 16 or more positions back, so
-# the output does not depend on that pair at all (`tests/test_recall.py` checks exactly that).
+# the output does not depend on that pair at all (`tests/experiments/test_recall.py` checks exactly that).
 
 # %% [markdown]
 # ## 4. The full experiment
@@ -146,7 +154,7 @@ print(f"guessing (chance)      {1 / task.num_values:6.1%}")
 # The course ships the results of the full run, made with the course's script
 #
 # ```bash
-# python -m lcteach.recall --out lcteach/data/recall_results.json
+# python -m lcteach.experiments.recall --out lcteach/experiments/data/recall_results.json
 # ```
 #
 # which trains one model per pattern exactly as above (300 steps, seed 0) and measures its
@@ -168,8 +176,10 @@ print(f"chance level: 1/{shipped.task.num_values} = {shipped.chance:.1%}")
 per_distance = shipped.results[0].bins  # one bin per distance, 1 to 63
 live = accuracy_by_distance(model, held_out, per_distance)
 saved = next(result for result in shipped.results if result.pattern == window_name)
-print(f"largest difference, live vs shipped, over {len(per_distance)} distances: "
-      f"{max(abs(a - b) for a, b in zip(live, saved.accuracy)):.3f}")
+print(
+    f"largest difference, live vs shipped, over {len(per_distance)} distances: "
+    f"{max(abs(a - b) for a, b in zip(live, saved.accuracy)):.3f}"
+)
 
 # %% [markdown]
 # First the accuracies in four bins of 16 distances (the mean over each bin's distances,
@@ -179,8 +189,9 @@ print(f"largest difference, live vs shipped, over {len(per_distance)} distances:
 distances = [low for low, _ in per_distance]
 print(f"{'pattern':<20}" + "".join(f"{f'd {low}-{high - 1}':>10}" for low, high in quarters) + f"{'train s':>9}")
 for result in shipped.results:
-    means = [sum(a for d, a in zip(distances, result.accuracy) if low <= d < high) / (high - low)
-             for low, high in quarters]
+    means = [
+        sum(a for d, a in zip(distances, result.accuracy) if low <= d < high) / (high - low) for low, high in quarters
+    ]
     print(f"{result.pattern:<20}" + "".join(f"{m:>10.1%}" for m in means) + f"{result.seconds:>9.1f}")
 
 # %% [markdown]
@@ -190,7 +201,9 @@ for result in shipped.results:
 fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True, sharey=True, layout="constrained")
 for ax, result in zip(axes.flat, shipped.results):
     ax.plot(distances, result.accuracy, marker="o", markersize=3, linewidth=1)
-    ax.axhline(shipped.chance, color="#c53030", linestyle="--", linewidth=1, label=f"chance (1/{shipped.task.num_values})")
+    ax.axhline(
+        shipped.chance, color="#c53030", linestyle="--", linewidth=1, label=f"chance (1/{shipped.task.num_values})"
+    )
     ax.set_title(result.pattern)
     ax.set_ylim(-0.02, 1.05)
     ax.grid(alpha=0.3)

@@ -81,6 +81,7 @@ def show(mask_mod, n, n_k=None):
 # (`%`, `==`, `<=`, `&`) on the indices. `causal` is a plain Python bool that you know when
 # the mask_mod is made, so an `if causal:` around tensor code is fine.
 
+
 # %% nbgrader={"grade": false, "grade_id": "strided", "locked": false, "schema_version": 3, "solution": true}
 def generate_strided(stride, causal=False):
     """Return mask_mod(b, h, q_idx, kv_idx): (q_idx - kv_idx) % stride == 0, and kv_idx <= q_idx if causal."""
@@ -137,6 +138,7 @@ show(generate_strided(3, causal=True), 9)
 # reproduce, that the global RNG is left alone, and that over many seeds every block is drawn
 # about equally often.
 
+
 # %% nbgrader={"grade": false, "grade_id": "random_block_layout", "locked": false, "schema_version": 3, "solution": true}
 def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):
     """Bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct random True per row, drawn from seed."""
@@ -180,13 +182,15 @@ print(random_block_layout(6, 6, 2, seed=1).int())
 # To test "is this index global?" under vmap, compare it with each position (`idx == p`) and
 # combine with `|`; a lookup table indexed past its end would fail.
 
+
 # %% nbgrader={"grade": false, "grade_id": "longformer", "locked": false, "schema_version": 3, "solution": true}
 def generate_longformer(window, global_tokens):
     """Return mask_mod: |q_idx - kv_idx| <= window // 2, or q_idx global, or kv_idx global."""
     ### BEGIN SOLUTION
     if window < 1 or window % 2 == 0:
-        raise ValueError(f"window must be odd and at least 1 (the query plus the same number of keys on each side), "
-                         f"got {window}")
+        raise ValueError(
+            f"window must be odd and at least 1 (the query plus the same number of keys on each side), got {window}"
+        )
     radius = window // 2
     positions = list(range(global_tokens)) if isinstance(global_tokens, int) else list(global_tokens)
 
@@ -236,9 +240,11 @@ show(generate_longformer(3, [0, 6]), 10)
 # draws from its seed, so the two masks can be compared entry by entry. Part 4 builds on
 # Part 3: fix Part 3 first.
 
+
 # %% nbgrader={"grade": false, "grade_id": "bigbird", "locked": false, "schema_version": 3, "solution": true}
 def generate_block_mask(layout, block_size):
     """Return mask_mod: True where layout[q_idx // block_size, kv_idx // block_size]."""
+
     ### BEGIN SOLUTION
     def block_mask(b, h, q_idx, kv_idx):
         return layout[q_idx // block_size, kv_idx // block_size]
@@ -309,6 +315,7 @@ print(f"BigBird at n={n}: {mask.float().mean().item():.1%} of the {n}x{n} pairs"
 #
 # With 3 active blocks in a row of 32, dense-then-mask does 10x the FLOPs it needs: it fails.
 
+
 # %% nbgrader={"grade": false, "grade_id": "block_sparse_attention", "locked": false, "schema_version": 3, "solution": true}
 def block_sparse_attention(q, k, v, layout, block_size):
     """Attention over the (query block, key block) pairs that layout marks: out (B, H, Nq, Dv)."""
@@ -320,8 +327,9 @@ def block_sparse_attention(q, k, v, layout, block_size):
         key_blocks = layout[qi].nonzero().flatten().tolist()
         if not key_blocks:
             continue  # no key to attend: these queries keep a zero output
-        keys = torch.cat([torch.arange(kj * block_size, min((kj + 1) * block_size, n_k), device=q.device)
-                          for kj in key_blocks])
+        keys = torch.cat(
+            [torch.arange(kj * block_size, min((kj + 1) * block_size, n_k), device=q.device) for kj in key_blocks]
+        )
         rows = slice(qi * block_size, (qi + 1) * block_size)
         scores = q[..., rows, :] @ k[..., keys, :].transpose(-2, -1) * scale
         out[..., rows, :] = torch.softmax(scores, dim=-1) @ v[..., keys, :]
@@ -364,6 +372,7 @@ for per_row in (1, 4, 16):
 # - the softmax runs over the kept keys only; weights are exactly 0 elsewhere;
 # - `top_k >= Nk` is ordinary (masked) attention; a query with no allowed key gets zero
 #   weights and a zero output.
+
 
 # %% nbgrader={"grade": false, "grade_id": "topk_attention", "locked": false, "schema_version": 3, "solution": true}
 def topk_attention(q, k, v, top_k, causal=False, mask_mod=None):
@@ -425,6 +434,7 @@ for top_k in (8, 64, 256):
 #
 # A boolean product is a float matrix product of 0/1 matrices followed by `> 0`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "minimal_layers", "locked": false, "schema_version": 3, "solution": true}
 def minimal_layers(pattern, n=None, causal=None):
     """Fewest stacked layers for full reach of a bool (n, n) pattern or a mask_mod at length n; None if never."""
@@ -460,6 +470,7 @@ grade.minimal_layers(minimal_layers, seed=7331)
 # The patterns of this week at n = 256, with windows of 17 keys. Strided attention alone never
 # connects positions that are not a multiple of the stride apart; with a window it needs two
 # layers.
+
 
 # %%
 def causal_window_17(b, h, q_idx, kv_idx):

@@ -1,0 +1,31 @@
+"""Lookup tables for mask_mods whose pattern is data (global positions, block layouts, random draws).
+
+Patterns drawn at random are drawn ONCE, when the mask_mod is made, into a table that the
+mask_mod indexes: the mask_mod stays a pure function and the same seed gives the same mask.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class LookupTable:
+    """A bool lookup table for mask_mods: ``table(*indices)`` is table[indices], False past its end.
+
+    Stored flat with one extra False entry per dimension; indices are clamped onto that entry,
+    so a lookup is one gather and never goes out of range, whatever index a kernel passes
+    (FlexAttention may evaluate the padding past the end of its last block). Offsets are
+    int64, so int32 index grids do not overflow.
+    """
+
+    def __init__(self, table: torch.Tensor):
+        self.shape = table.shape
+        padded = torch.zeros([size + 1 for size in table.shape], dtype=torch.bool, device=table.device)
+        padded[tuple(slice(0, size) for size in table.shape)] = table
+        self.flat = padded.flatten()
+
+    def __call__(self, *indices: torch.Tensor) -> torch.Tensor:
+        offset = indices[0].clamp(max=self.shape[0]).long()
+        for index, size in zip(indices[1:], self.shape[1:], strict=True):
+            offset = offset * (size + 1) + index.clamp(max=size)
+        return self.flat.to(indices[0].device)[offset]

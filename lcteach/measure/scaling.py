@@ -1,0 +1,109 @@
+"""Measure how attention scales: wall time and peak memory over sequence lengths.
+
+``profile_scaling`` runs an attention function at growing n and ``fit_exponent`` turns the
+measurements into the exponent p of cost ~ n^p.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lcteach.measure.peak_memory import peak_memory
+from lcteach.measure.units import format_bytes
+from lcteach.validation import check_positive_int
+
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
+
+
+def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
+    """Least-squares slope of log(values) against log(sizes): p in values ~ c * sizes^p."""
+    sizes_arr = np.asarray(sizes, dtype=np.float64)
+    values_arr = np.asarray(values, dtype=np.float64)
+    if sizes_arr.shape != values_arr.shape or sizes_arr.size < 2:
+        raise ValueError(
+            f"need at least two (size, value) pairs of equal length, got {sizes_arr.size} and {values_arr.size}"
+        )
+    both = np.concatenate([sizes_arr.ravel(), values_arr.ravel()])
+    if not (np.all(np.isfinite(both)) and np.all(both > 0)):  # checked before np.log, which would warn
+        raise ValueError("sizes and values must be positive and finite to fit on a log-log scale")
+    x, y = np.log(sizes_arr), np.log(values_arr)
+    if np.ptp(x) == 0:
+        raise ValueError("sizes must not all be equal")
+    return float(np.polyfit(x, y, 1)[0])
+
+
+@dataclass(frozen=True)
+class ScalingReport:
+    """Measurements of one attention function: best-of-repeats seconds and peak bytes per n."""
+
+    label: str
+    seq_lens: tuple[int, ...]
+    seconds: tuple[float, ...]
+    peak_bytes: tuple[int, ...]
+
+    @property
+    def time_exponent(self) -> float:
+        return fit_exponent(self.seq_lens, self.seconds)
+
+    @property
+    def memory_exponent(self) -> float:
+        return fit_exponent(self.seq_lens, self.peak_bytes)
+
+    def table(self) -> str:
+        """A plain-text table, one row per sequence length, with the fitted exponents."""
+        lines = [f"{self.label}", f"{'n':>8} {'time (ms)':>11} {'peak memory':>12}"]
+        for n, s, b in zip(self.seq_lens, self.seconds, self.peak_bytes):
+            lines.append(f"{n:>8} {s * 1e3:>11.2f} {format_bytes(b):>12}")
+        if len(self.seq_lens) > 1:
+            lines.append(f"fitted exponents: time ~ n^{self.time_exponent:.2f}, memory ~ n^{self.memory_exponent:.2f}")
+        return "\n".join(lines)
+
+
+def profile_scaling(
+    attention_fn: AttentionFn,
+    seq_lens: Sequence[int],
+    *,
+    batch: int = 1,
+    heads: int = 1,
+    dim: int = 64,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    repeats: int = 3,
+    seed: int = 0,
+    label: str | None = None,
+    progress: bool = True,
+) -> ScalingReport:
+    """Time and measure ``attention_fn(q, k, v)`` on random (batch, heads, n, dim) inputs.
+
+    For each n: one warm-up run under lcteach.measure's tracker for the peak bytes it
+    allocates, then the best of ``repeats`` timed runs. Runs under no_grad.
+    """
+    if not seq_lens:
+        raise ValueError("seq_lens must list at least one sequence length")
+    for n in seq_lens:
+        check_positive_int("each sequence length", n)
+    check_positive_int("repeats", repeats)
+    generator = torch.Generator().manual_seed(seed)
+    seconds, peaks = [], []
+    for n in tqdm(seq_lens, desc=label or "profiling", disable=not progress, leave=False):
+        q, k, v = (torch.randn(batch, heads, n, dim, generator=generator, dtype=dtype).to(device) for _ in range(3))
+        with torch.no_grad():
+            _, peak = peak_memory(attention_fn, q, k, v)  # doubles as the warm-up run
+            best = math.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                attention_fn(q, k, v)
+                if q.device.type == "cuda":
+                    torch.cuda.synchronize(q.device)
+                best = min(best, time.perf_counter() - start)
+        seconds.append(best)
+        peaks.append(peak)
+    name = label or getattr(attention_fn, "__name__", "attention")
+    return ScalingReport(name, tuple(seq_lens), tuple(seconds), tuple(peaks))

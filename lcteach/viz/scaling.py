@@ -1,0 +1,67 @@
+"""Log-log pictures of how time and memory grow with n."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from lcteach.measure.scaling import ScalingReport
+from lcteach.measure.units import format_bytes
+from lcteach.viz.figures import new_axes
+
+_METRICS = {"seconds": ("time (s)", "time_exponent"), "peak_bytes": ("peak memory (bytes)", "memory_exponent")}
+
+
+def plot_scaling(
+    *reports: ScalingReport,
+    metric: str = "seconds",
+    ax: Axes | None = None,
+    title: str | None = None,
+    guides: bool = True,
+) -> Figure:
+    """Log-log plot of ScalingReports: one line per report, its fitted slope in the legend.
+
+    ``metric`` is "seconds" or "peak_bytes". ``guides`` adds dashed n^1 and n^2 reference
+    lines through the first report's first point, so a slope can be read at a glance.
+    """
+    if not reports:
+        raise ValueError("plot_scaling needs at least one ScalingReport")
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {tuple(_METRICS)}, got {metric!r}")
+    ylabel, exponent = _METRICS[metric]
+    fig, ax = new_axes(ax, (6.5, 4.5))
+    for report in reports:
+        try:
+            label = f"{report.label} (slope {getattr(report, exponent):.2f})"
+        except ValueError:  # a single point or a zero value: no slope to fit
+            label = report.label
+        ax.plot(report.seq_lens, getattr(report, metric), marker="o", label=label)
+    n0, y0 = reports[0].seq_lens[0], getattr(reports[0], metric)[0]
+    if guides and y0 > 0:
+        sizes = np.array([min(min(r.seq_lens) for r in reports), max(max(r.seq_lens) for r in reports)], dtype=float)
+        for power, style, name in ((1, "--", "n"), (2, ":", "n²")):
+            ax.plot(
+                sizes,
+                y0 * (sizes / n0) ** power,
+                style,
+                color="0.45",
+                linewidth=1.2,
+                label=f"∝ {name} (guide)",
+                zorder=1,
+            )
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    if metric == "peak_bytes":
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: format_bytes(value)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_yscale("log")
+    ax.set_xlabel("sequence length n")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title or f"How {'time' if metric == 'seconds' else 'peak memory'} grows with n (log-log)")
+    return fig

@@ -1,0 +1,296 @@
+"""Week 1 graders: the solutions earn full marks, the release earns 0, realistic mistakes lose
+points with a hint that names them, and delegating to a reference earns nothing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from grading_helpers import contract_tests, failed, run
+from notebook_source import SOLUTIONS
+
+import lcteach
+from lcteach.grading import week1 as grade
+
+EXERCISES = SOLUTIONS / "week1_foundations" / "exercises.py"
+(
+    SOLUTION,
+    (
+        test_solution_earns_full_marks,
+        test_release_stub_earns_nothing,
+        test_graded_cells_match_the_graders,
+        test_total_points_and_written_answer,
+    ),
+) = contract_tests(grade, EXERCISES, total_points=20)
+
+
+# ---------------------------------------------------------------- realistic mistakes
+
+
+def _attention_with(scale=None, axis=-1, subtract_max=True, mask_mode="fill", dtype=None):
+    def attention(q, k, v, mask=None):
+        s = q @ k.transpose(-2, -1) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale(q))
+        if mask is not None and mask_mode == "fill":
+            s = s.masked_fill(~mask, float("-inf"))
+        if mask is not None and mask_mode == "inverted":
+            s = s.masked_fill(mask, float("-inf"))
+        if subtract_max:
+            s = s - s.amax(dim=axis, keepdim=True)
+        w = torch.exp(s)
+        w = w / w.sum(dim=axis, keepdim=True)
+        if mask is not None and mask_mode == "after":
+            w = w * mask
+        w = w if dtype is None else w.to(dtype)
+        return w @ v.to(w.dtype), w
+
+    return attention
+
+
+@pytest.mark.parametrize(
+    ("mutant", "failing", "hint"),
+    [
+        (_attention_with(scale=lambda q: 1.0), "matches softmax", "without the 1/sqrt(d) scaling"),
+        (_attention_with(scale=lambda q: 1 / q.shape[-1]), "matches softmax", "1/d instead of 1/sqrt(d)"),
+        (_attention_with(axis=-2), "each row of the weights sums to 1", ""),
+        (_attention_with(subtract_max=False), "stable for large scores", "subtract each row's maximum"),
+        (_attention_with(mask_mode="inverted"), "a boolean mask", "inverted mask"),
+        (_attention_with(mask_mode="after"), "a boolean mask", "without renormalising"),
+        (_attention_with(dtype=torch.float32), "float64 inputs", "dtype"),
+    ],
+    ids=[
+        "no-scale",
+        "scale-1/d",
+        "softmax-over-queries",
+        "no-max-subtraction",
+        "inverted-mask",
+        "mask-after-softmax",
+        "forces-float32",
+    ],
+)
+def test_dense_attention_mutants(mutant, failing, hint, capsys):
+    result, report = run(grade.dense_attention, mutant, capsys)
+    assert 0 < result.points < grade.POINTS["dense_attention"], report
+    failures = failed(result)
+    assert any(name.startswith(failing) and hint in text for name, text in failures.items()), report
+
+
+def test_softmax_over_queries_is_named(capsys):
+    result, report = run(grade.dense_attention, _attention_with(axis=-2), capsys)
+    assert "query axis" in report
+
+
+@pytest.mark.parametrize(
+    ("mutant", "hint"),
+    [
+        (lambda b, h, q, kv: q > kv, "the query must also attend to itself"),
+        (lambda b, h, q, kv: q <= kv, "transposed"),
+    ],
+    ids=["strict", "transposed"],
+)
+def test_causal_mutants(mutant, hint, capsys):
+    result, report = run(grade.causal_mask, mutant, capsys)
+    assert result.points < grade.POINTS["causal_mask"] and hint in report, report
+
+
+def test_causal_mask_with_python_if_gets_the_vmap_hint(capsys):
+    def causal(b, h, q_idx, kv_idx):
+        if q_idx >= kv_idx:
+            return True
+        return False
+
+    result, report = run(grade.causal_mask, causal, capsys)
+    assert result.points == 0 and "vmap" in report
+
+
+def _window_with(check=True, upper=lambda q, kv, w: q - kv < w, causal=True):
+    def generate(window):
+        if check and window < 1:
+            raise ValueError("window must be >= 1")
+        return lambda b, h, q, kv: ((q >= kv) if causal else (q == q)) & upper(q, kv, window)
+
+    return generate
+
+
+@pytest.mark.parametrize(
+    ("mutant", "lost", "hint"),
+    [
+        (_window_with(upper=lambda q, kv, w: q - kv <= w), 2, "includes the query itself"),
+        (_window_with(upper=lambda q, kv, w: (q - kv).abs() < w, causal=False), 2, "future keys"),
+        (_window_with(check=False), 1, "raise ValueError"),
+    ],
+    ids=["window-plus-one", "non-causal", "no-validation"],
+)
+def test_sliding_window_mutants(mutant, lost, hint, capsys):
+    result, report = run(grade.sliding_window, mutant, capsys)
+    assert sum(not o.passed for o in result.outcomes) >= lost and hint in report, report
+    assert result.points < grade.POINTS["sliding_window"]
+
+
+def _online_with(rescale=True, subtract_max=True, guard_inf=True):
+    def step(m, l, acc, scores, values):
+        m_new = torch.maximum(m, scores.amax(-1))
+        ref = m_new if not guard_inf else torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+        if not subtract_max:
+            ref = torch.zeros_like(m_new)
+        factor = torch.exp(m - ref) if rescale else torch.ones_like(m)
+        if not subtract_max:
+            factor = torch.ones_like(m)
+        p = torch.exp(scores - ref[..., None])
+        return m_new, l * factor + p.sum(-1), acc * factor[..., None] + p @ values
+
+    return step
+
+
+@pytest.mark.parametrize(
+    ("mutant", "failing", "hint"),
+    [
+        (_online_with(rescale=False), "blocks of random sizes", "exp(m_old - m_new)"),
+        (_online_with(subtract_max=False), "scores of size +-1000", "running maximum"),
+        (_online_with(guard_inf=False), "a fully masked block", "exp(-inf - -inf) is NaN"),
+    ],
+    ids=["no-rescale", "no-max", "nan-on-masked-block"],
+)
+def test_online_softmax_mutants(mutant, failing, hint, capsys):
+    result, report = run(grade.online_softmax_step, mutant, capsys)
+    failures = failed(result)
+    assert any(name.startswith(failing) and hint in text for name, text in failures.items()), report
+    assert result.points < grade.POINTS["online_softmax_step"]
+
+
+def quadratic_tiled_attention(q, k, v, block_size=128):
+    """Right values, but through the full (n, n) score matrix."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return torch.softmax(scores, dim=-1) @ v, torch.logsumexp(scores, dim=-1)
+
+
+def strip_tiled_attention(q, k, v, block_size=128):
+    """One (block, n) strip of scores per query block: linear in n, so it meets the budget."""
+    outs, lses = [], []
+    for i in range(0, q.shape[-2], block_size):
+        scores = q[..., i : i + block_size, :] @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        outs.append(torch.softmax(scores, dim=-1) @ v)
+        lses.append(torch.logsumexp(scores, dim=-1))
+    return torch.cat(outs, dim=-2), torch.cat(lses, dim=-1)
+
+
+def test_quadratic_buffer_fails_the_memory_check(capsys):
+    result, report = run(grade.tiled_attention, quadratic_tiled_attention, capsys)
+    assert set(failed(result)) == {o.name for o in result.outcomes if "peak memory" in o.name}, report
+    assert result.points == 2 and "256.0 MiB" in report
+
+
+def test_linear_strips_meet_the_budget(capsys):
+    result, report = run(grade.tiled_attention, strip_tiled_attention, capsys)
+    assert result.points == grade.POINTS["tiled_attention"], report
+
+
+def test_tiled_mistakes_in_values(capsys):
+    def no_log_max(q, k, v, block_size=128):
+        out, lse = SOLUTION.tiled_attention(q, k, v, block_size)
+        return out, torch.log(torch.exp(lse - lse.amax(-1, keepdim=True)))
+
+    def drops_last_block(q, k, v, block_size=128):
+        n = q.shape[-2] // block_size * block_size
+        out, lse = SOLUTION.tiled_attention(q[..., : max(n, 1), :], k, v, block_size)
+        full_out = torch.zeros(*q.shape[:-1], v.shape[-1])
+        full_out[..., : out.shape[-2], :] = out
+        return full_out, torch.nn.functional.pad(lse, (0, q.shape[-2] - lse.shape[-1]))
+
+    result, report = run(grade.tiled_attention, no_log_max, capsys)
+    assert "lse = m + log(l)" in report and result.points < 4
+    result, report = run(grade.tiled_attention, drops_last_block, capsys)
+    assert any(name.startswith("ragged") for name in failed(result)), report
+
+
+def _chunks_with(stride_extra=0, keep="first", check=True):
+    def process(fn, x, chunk_size, overlap):
+        if check and overlap >= chunk_size:
+            raise ValueError("overlap must be < chunk_size")
+        n, pieces, done, start = x.shape[1], [], 0, 0
+        while True:
+            end = min(start + chunk_size, n)
+            result = fn(x[:, start:end])
+            if keep == "first":
+                pieces.append(result[:, done - start :])
+            else:  # the later chunk wins the overlap
+                if pieces:
+                    pieces[-1] = pieces[-1][:, : pieces[-1].shape[1] - (done - start)]
+                pieces.append(result)
+            done = end
+            if end == n:
+                return torch.cat(pieces, dim=1)
+            start += chunk_size - overlap + stride_extra
+
+    return process
+
+
+@pytest.mark.parametrize(
+    ("mutant", "hint"),
+    [
+        (_chunks_with(keep="last"), "context only"),
+        (_chunks_with(stride_extra=1), "chunks start every chunk_size - overlap"),
+        (_chunks_with(check=False), "raise ValueError"),
+    ],
+    ids=["later-chunk-wins", "stride-off-by-one", "no-validation"],
+)
+def test_chunk_mutants(mutant, hint, capsys):
+    result, report = run(grade.process_in_chunks, mutant, capsys)
+    assert result.points < grade.POINTS["process_in_chunks"] and hint in report, report
+
+
+def test_fit_exponent_mutants(capsys):
+    def endpoints(ns, values):
+        return math.log(values[-1] / values[0]) / math.log(ns[-1] / ns[0])
+
+    def no_logs(ns, values):
+        return float(np.polyfit(ns, values, 1)[0])
+
+    result, report = run(grade.fit_exponent, endpoints, capsys)
+    assert result.points < 2 and "first and last points" in report
+    result, _ = run(grade.fit_exponent, no_logs, capsys)
+    assert result.points == 0
+
+
+# ---------------------------------------------------------------- delegation
+
+
+@pytest.mark.parametrize(
+    ("part", "cheat", "named"),
+    [
+        (
+            grade.dense_attention,
+            lambda q, k, v, mask=None: lcteach.dense_attention(q, k, v, mask),
+            "lcteach.kernels.dense",
+        ),
+        (
+            grade.tiled_attention,
+            lambda q, k, v, block_size=128: lcteach.tiled_attention(q, k, v),
+            "lcteach.kernels.tiled",
+        ),
+        (grade.causal_mask, lcteach.causal_mask, "lcteach.masks"),
+        (grade.fit_exponent, lcteach.fit_exponent, "lcteach.measure.scaling"),
+        (grade.online_softmax_step, lcteach.online_softmax_step, "lcteach.kernels.online_softmax"),
+        (
+            grade.process_in_chunks,
+            lambda fn, x, c, o: lcteach.ChunkedProcessor(c, o).process(fn, x, dim=1),
+            "lcteach.chunking",
+        ),
+    ],
+    ids=["dense", "tiled", "causal", "fit", "online", "chunks"],
+)
+def test_delegating_to_lcteach_earns_nothing(part, cheat, named, capsys):
+    result, report = run(part, cheat, capsys)
+    assert result.points == 0 and named in report, report
+
+
+def test_delegating_to_fused_attention_earns_nothing(capsys):
+    from torch.nn.functional import scaled_dot_product_attention as fused
+
+    def cheat(q, k, v, block_size=128):
+        out = fused(q, k, v)
+        return out, torch.logsumexp(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1)
+
+    result, report = run(grade.tiled_attention, cheat, capsys)
+    assert result.points == 0 and "scaled_dot_product_attention" in report

@@ -1,0 +1,375 @@
+"""lcteach.masks: sparse mask_mods checked pair by pair against Python loops, and pair counting."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from oracles import (
+    block_allowed,
+    count_pairs,
+    global_allowed,
+    grid_mask,
+    loop_attention,
+    random_qkv,
+    strided_allowed,
+    symmetric_window_allowed,
+)
+from torch.nn.attention.flex_attention import and_masks, create_block_mask, create_mask, flex_attention, or_masks
+
+from lcteach.kernels import dense_attention, tiled_attention
+from lcteach.masks import (
+    PatternCost,
+    causal_mask,
+    count_allowed_pairs,
+    evaluate_rows,
+    generate_bigbird,
+    generate_block_sparse,
+    generate_global,
+    generate_random_blocks,
+    generate_random_tokens,
+    generate_sliding_window,
+    generate_strided,
+    generate_symmetric_window,
+    materialize_mask,
+    pattern_density,
+    pattern_flops,
+)
+from lcteach.measure import peak_memory
+
+FAST = settings(max_examples=25, deadline=None)
+odd_windows = st.integers(0, 12).map(lambda r: 2 * r + 1)
+
+
+def as_matrix(mask_mod, n_q, n_k=None):
+    return materialize_mask(mask_mod, n_q, n_k)[0, 0]
+
+
+def one_of_each():
+    """One mask_mod from every generator, all defined on 16 positions."""
+    return [
+        generate_strided(3),
+        generate_symmetric_window(5),
+        generate_global([0, 7]),
+        generate_block_sparse(torch.eye(4, dtype=torch.bool), 4),
+        generate_random_blocks(16, 4, 2, seed=1),
+        generate_random_tokens(16, seed=2, count=3),
+        generate_bigbird(3, 1, 1, 4, 16, seed=3),
+    ]
+
+
+# ---------------------------------------------------------------- strided, symmetric window, global
+
+
+# generator, its loop oracle, and the values its argument takes
+ORACLES = {
+    "strided": (generate_strided, strided_allowed, st.integers(1, 30)),
+    "symmetric_window": (generate_symmetric_window, symmetric_window_allowed, odd_windows),
+    "global_positions": (generate_global, global_allowed, st.lists(st.integers(0, 25), min_size=1, max_size=5)),
+    "global_count": (generate_global, lambda count: global_allowed(range(count)), st.integers(1, 25)),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(ORACLES)), n_q=st.integers(1, 24), n_k=st.integers(1, 24), data=st.data())
+def test_generators_match_loops(name, n_q, n_k, data):
+    generate, allowed, values = ORACLES[name]
+    argument = data.draw(values)
+    assert torch.equal(as_matrix(generate(argument), n_q, n_k), grid_mask(allowed(argument), n_q, n_k))
+
+
+@FAST
+@given(n=st.integers(1, 24), stride=st.integers(1, 10))
+def test_strided_is_bidirectional_and_composes_with_causal(n, stride):
+    causal_strided = as_matrix(and_masks(causal_mask, generate_strided(stride)), n)
+    assert torch.equal(causal_strided, grid_mask(lambda i, j: j <= i and (i - j) % stride == 0, n))
+    assert torch.equal(as_matrix(generate_strided(stride), n), as_matrix(generate_strided(stride), n).T)
+
+
+def test_stride_one_is_full_attention():
+    assert bool(as_matrix(generate_strided(1), 7).all())
+
+
+def test_symmetric_window_counts_the_query_and_half_on_each_side():
+    matrix = as_matrix(generate_symmetric_window(5), 12)
+    assert matrix[6].nonzero().flatten().tolist() == [4, 5, 6, 7, 8]
+    assert matrix.sum(-1).tolist() == [3, 4] + [5] * 8 + [4, 3]
+    assert torch.equal(as_matrix(generate_symmetric_window(1), 5), torch.eye(5, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- block-sparse and random
+
+
+@FAST
+@given(
+    q_blocks=st.integers(1, 5),
+    kv_blocks=st.integers(1, 5),
+    block_size=st.integers(1, 4),
+    seed=st.integers(0, 99),
+    extra=st.integers(0, 3),
+)
+def test_block_sparse_matches_loop(q_blocks, kv_blocks, block_size, seed, extra):
+    layout = torch.rand(q_blocks, kv_blocks, generator=torch.Generator().manual_seed(seed)) < 0.5
+    n_q, n_k = q_blocks * block_size + extra, kv_blocks * block_size + extra  # extra positions: past the layout
+    expected = grid_mask(block_allowed(layout.tolist(), block_size), n_q, n_k)
+    assert torch.equal(as_matrix(generate_block_sparse(layout, block_size), n_q, n_k), expected)
+
+
+def test_block_sparse_copies_its_layout():
+    layout = torch.eye(2, dtype=torch.bool)
+    mask_mod = generate_block_sparse(layout, 2)
+    layout.fill_(False)
+    assert torch.equal(as_matrix(mask_mod, 4), grid_mask(lambda i, j: i // 2 == j // 2, 4))
+
+
+@FAST
+@given(num_blocks=st.integers(1, 6), block_size=st.integers(1, 4), data=st.data())
+def test_random_blocks_pick_distinct_whole_blocks(num_blocks, block_size, data):
+    per_row = data.draw(st.integers(1, num_blocks))
+    seq_len = num_blocks * block_size
+    matrix = as_matrix(
+        generate_random_blocks(seq_len, block_size, per_row, seed=data.draw(st.integers(0, 99))), seq_len
+    )
+    blocks = matrix[::block_size, ::block_size]
+    assert torch.equal(matrix, grid_mask(block_allowed(blocks.tolist(), block_size), seq_len))
+    assert blocks.sum(-1).tolist() == [per_row] * num_blocks
+
+
+def test_random_patterns_are_deterministic_per_seed():
+    for make in (
+        lambda seed: generate_random_blocks(64, 4, 3, seed=seed),
+        lambda seed: generate_random_tokens(64, seed=seed, count=5),
+        lambda seed: generate_random_tokens(64, seed=seed, density=0.2),
+        lambda seed: generate_bigbird(3, 1, 2, 4, 64, seed=seed),
+    ):
+        assert torch.equal(as_matrix(make(7), 64), as_matrix(make(7), 64))
+        assert not torch.equal(as_matrix(make(7), 64), as_matrix(make(8), 64))
+
+
+@FAST
+@given(seq_len=st.integers(1, 30), data=st.data())
+def test_random_tokens_count_gives_exactly_count_keys_per_row(seq_len, data):
+    count = data.draw(st.integers(1, seq_len))
+    matrix = as_matrix(generate_random_tokens(seq_len, seed=data.draw(st.integers(0, 99)), count=count), seq_len)
+    assert matrix.sum(-1).tolist() == [count] * seq_len
+
+
+def test_random_tokens_density_is_the_fraction_of_pairs():
+    matrix = as_matrix(generate_random_tokens(200, seed=0, density=0.25), 200)
+    assert abs(matrix.float().mean().item() - 0.25) < 0.01  # 40,000 Bernoulli(0.25) draws: std 0.002
+    assert bool(as_matrix(generate_random_tokens(9, seed=0, density=1.0), 9).all())
+
+
+def test_positions_past_a_table_are_never_allowed():
+    for mask_mod in (
+        generate_random_tokens(8, seed=0, density=1.0),
+        generate_random_blocks(8, 4, 2, seed=0),
+        generate_block_sparse(torch.ones(2, 2, dtype=torch.bool), 4),
+    ):
+        matrix = as_matrix(mask_mod, 12)
+        assert bool(matrix[:8, :8].all()) and not matrix[8:].any() and not matrix[:, 8:].any()
+
+
+# ---------------------------------------------------------------- BigBird
+
+
+@FAST
+@given(
+    num_blocks=st.integers(1, 5),
+    block_size=st.integers(1, 4),
+    window=odd_windows,
+    num_global=st.integers(0, 4),
+    data=st.data(),
+)
+def test_bigbird_is_window_or_global_or_random_blocks(num_blocks, block_size, window, num_global, data):
+    seq_len = num_blocks * block_size
+    per_row, seed = data.draw(st.integers(0, num_blocks)), data.draw(st.integers(0, 99))
+    random_part = (
+        as_matrix(generate_random_blocks(seq_len, block_size, per_row, seed=seed), seq_len).tolist()
+        if per_row
+        else None
+    )
+    expected = grid_mask(
+        lambda i, j: (
+            symmetric_window_allowed(window)(i, j)
+            or i < num_global
+            or j < num_global
+            or (per_row > 0 and random_part[i][j])
+        ),
+        seq_len,
+    )
+    bigbird = generate_bigbird(window, num_global, per_row, block_size, seq_len, seed=seed)
+    assert torch.equal(as_matrix(bigbird, seq_len), expected)
+
+
+def test_bigbird_window_is_bidirectional():
+    matrix = as_matrix(generate_bigbird(5, 0, 0, 4, 16, seed=0), 16)
+    assert torch.equal(matrix, matrix.T)
+    assert matrix[8].nonzero().flatten().tolist() == [6, 7, 8, 9, 10]
+
+
+# ---------------------------------------------------------------- FlexAttention and lcteach kernels
+
+
+@pytest.mark.parametrize("mask_mod", one_of_each(), ids=lambda m: m.__name__)
+def test_generators_work_in_create_mask_create_block_mask_and_on_index_grids(mask_mod):
+    expected = create_mask(mask_mod, 2, 3, 16, 16, device="cpu")
+    assert expected.shape == (2, 3, 16, 16) and torch.equal(expected, expected[:1, :1].expand(2, 3, 16, 16))
+    grid = mask_mod(torch.tensor(0), torch.tensor(0), torch.arange(16)[:, None], torch.arange(16)[None, :])
+    assert torch.equal(grid, expected[0, 0])
+    block_mask = create_block_mask(mask_mod, 1, 1, 256, 256, device="cpu", BLOCK_SIZE=8)
+    assert torch.equal(block_mask.to_dense()[0, 0, :2, :2].bool(), expected[0, 0].reshape(2, 8, 2, 8).any(-1).any(1))
+
+
+@pytest.mark.parametrize("mask_mod", one_of_each(), ids=lambda m: m.__name__)
+def test_generators_compose_with_and_masks_and_or_masks(mask_mod):
+    matrix = as_matrix(mask_mod, 16)
+    window = as_matrix(generate_sliding_window(4), 16)
+    assert torch.equal(as_matrix(and_masks(causal_mask, mask_mod), 16), matrix.tril())
+    assert torch.equal(as_matrix(or_masks(mask_mod, generate_sliding_window(4)), 16), matrix | window)
+
+
+def test_generators_name_their_mask_mods():
+    names = [mask_mod.__name__ for mask_mod in one_of_each()]
+    assert names == [
+        "strided_3",
+        "symmetric_window_5",
+        "global_at_0_7",
+        "block_sparse_4x4_b4",
+        "random_blocks_2x4_seed1",
+        "random_tokens_3_seed2",
+        "bigbird_w3_g1_r1x4_seed3",
+    ]
+    assert generate_global(4).__name__ == "global_first_4"
+    assert generate_random_tokens(8, seed=5, density=0.5).__name__ == "random_tokens_density0.5_seed5"
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_and_tiled_attention_with_bigbird_match_a_loop():
+    bigbird = generate_bigbird(5, 2, 1, 8, 32, seed=4)
+    q, k, v = random_qkv(1, 2, 32, 8, dtype=torch.float32)
+    expected, _ = loop_attention(q, k, v, as_matrix(bigbird, 32))
+    block_mask = create_block_mask(bigbird, 1, 2, 32, 32, device="cpu")
+    torch.testing.assert_close(flex_attention(q, k, v, block_mask=block_mask).double(), expected, rtol=1e-5, atol=1e-5)
+    out, _ = tiled_attention(q, k, v, mask_mod=bigbird, block_q=8, block_k=8)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        dense_attention(q, k, v, as_matrix(bigbird, 32))[0].double(), expected, rtol=1e-5, atol=1e-5
+    )
+
+
+# ---------------------------------------------------------------- counting pairs
+
+
+PATTERNS = {
+    "causal": (lambda: causal_mask, lambda i, j: j <= i),
+    "strided_3": (lambda: generate_strided(3), strided_allowed(3)),
+    "symmetric_window_5": (lambda: generate_symmetric_window(5), symmetric_window_allowed(5)),
+    "global_2": (lambda: generate_global(2), global_allowed(range(2))),
+    "last_key": (lambda: lambda b, h, q_idx, kv_idx: kv_idx == 20, lambda i, j: j == 20),
+}
+
+
+@FAST
+@given(
+    name=st.sampled_from(sorted(PATTERNS)), n_q=st.integers(1, 30), n_k=st.integers(1, 30), head_dim=st.integers(1, 128)
+)
+def test_counting_matches_a_loop(name, n_q, n_k, head_dim):
+    make, allowed = PATTERNS[name]
+    expected = count_pairs(allowed, n_q, n_k)
+    assert count_allowed_pairs(make(), n_q, n_k) == expected
+    assert pattern_density(make(), n_q, n_k) == pytest.approx(expected / (n_q * n_k))
+    cost = pattern_flops(make(), n_q, n_k, head_dim=head_dim)
+    assert cost == PatternCost(expected, n_q * n_k, head_dim)
+    assert cost.flops == 4 * head_dim * expected and cost.dense_flops == 4 * head_dim * n_q * n_k
+    assert cost.savings == pytest.approx(1 - expected / (n_q * n_k))
+
+
+def test_pattern_cost_speedup():
+    assert PatternCost(25, 100, 64).speedup == 4.0
+    assert PatternCost(0, 100, 64).speedup == float("inf")
+
+
+def test_counting_a_mask_mod_that_returns_a_broadcast_row():
+    def first_keys(b, h, q_idx, kv_idx):
+        return kv_idx < 3  # shape (1, kv_len) on a grid: one row for every query
+
+    assert count_allowed_pairs(first_keys, 10, 8) == 30
+    assert count_allowed_pairs(lambda b, h, q_idx, kv_idx: True, 4, 5) == 20
+
+
+def test_counting_evaluates_blocks_of_rows_never_the_whole_matrix():
+    shapes = []
+
+    def recording_causal(b, h, q_idx, kv_idx):
+        shapes.append((q_idx.shape[0], kv_idx.shape[1]))
+        return q_idx >= kv_idx
+
+    assert count_allowed_pairs(recording_causal, 65536, 64) == 64 * 65 // 2 + (65536 - 64) * 64
+    assert count_allowed_pairs(recording_causal, 3, 300_000) == 6  # a row longer than a block: one row at a time
+    assert (
+        max(rows * cols for rows, cols in shapes) <= 300_000
+        and max(rows * cols for rows, cols in shapes[:-3]) <= 1 << 18
+    )
+
+
+def test_counting_memory_does_not_grow_with_n_squared():
+    peaks = [peak_memory(count_allowed_pairs, generate_bigbird(63, 2, 2, 64, n, seed=0), n)[1] for n in (1024, 4096)]
+    assert peaks[1] < 1.1 * peaks[0]  # n^2 grew 16x; the blocks of 2^18 pairs did not
+    assert peaks[1] < 4096 * 4096 // 4  # a bool 4096 x 4096 matrix alone takes 16 MiB
+
+
+def test_evaluate_rows_gives_the_requested_rows():
+    rows = torch.tensor([0, 5, 9])
+    assert torch.equal(
+        evaluate_rows(generate_symmetric_window(3), rows, 12), as_matrix(generate_symmetric_window(3), 12)[rows]
+    )
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: generate_strided(0), ValueError, "stride must be an integer >= 1, got 0"),
+        (lambda: generate_strided(2.0), ValueError, "stride"),
+        (lambda: generate_symmetric_window(0), ValueError, "window must be an integer >= 1, got 0"),
+        (lambda: generate_symmetric_window(4), ValueError, "must be odd"),
+        (lambda: generate_global(0), ValueError, "global_tokens must be an integer >= 1, got 0"),
+        (lambda: generate_global([]), ValueError, "non-empty list"),
+        (lambda: generate_global([1, -2]), ValueError, "position must be an integer >= 0, got -2"),
+        (lambda: generate_global(True), ValueError, "global_tokens"),
+        (
+            lambda: generate_block_sparse(torch.ones(2, 2), 2),
+            TypeError,
+            "layout must be a 2-D bool tensor, got a torch.float32",
+        ),
+        (
+            lambda: generate_block_sparse(torch.ones(2, dtype=torch.bool), 2),
+            ValueError,
+            r"2-D bool tensor, got shape \(2,\)",
+        ),
+        (lambda: generate_block_sparse([[True]], 2), TypeError, "got list"),
+        (lambda: generate_block_sparse(torch.ones(2, 2, dtype=torch.bool), 0), ValueError, "block_size"),
+        (lambda: generate_random_blocks(10, 4, 1, seed=0), ValueError, "block_size must divide seq_len"),
+        (lambda: generate_random_blocks(4, 8, 1, seed=0), ValueError, "block_size must be at most seq_len"),
+        (lambda: generate_random_blocks(8, 4, 3, seed=0), ValueError, "at most the 2 key blocks"),
+        (lambda: generate_random_blocks(8, 4, 0, seed=0), ValueError, "blocks_per_row"),
+        (lambda: generate_random_blocks(8, 4, 1, seed=-1), ValueError, "seed must be an integer >= 0"),
+        (lambda: generate_random_tokens(8, seed=0), ValueError, "exactly one of density or count"),
+        (lambda: generate_random_tokens(8, seed=0, density=0.5, count=2), ValueError, "exactly one"),
+        (lambda: generate_random_tokens(8, seed=0, density=0.0), ValueError, r"density must be a number in \(0, 1\]"),
+        (lambda: generate_random_tokens(8, seed=0, density=1.5), ValueError, "density"),
+        (lambda: generate_random_tokens(8, seed=0, count=9), ValueError, "count must be at most seq_len = 8"),
+        (lambda: generate_bigbird(3, 1, 1, 5, 16, seed=0), ValueError, "block_size must divide seq_len"),
+        (lambda: generate_bigbird(3, -1, 1, 4, 16, seed=0), ValueError, "num_global"),
+        (lambda: generate_bigbird(2, 1, 1, 4, 16, seed=0), ValueError, "must be odd"),
+        (lambda: count_allowed_pairs("causal", 4), TypeError, "mask_mod must be callable"),
+        (lambda: count_allowed_pairs(causal_mask, 0), ValueError, "q_len"),
+        (lambda: pattern_density(causal_mask, 4, -1), ValueError, "kv_len"),
+        (lambda: pattern_flops(causal_mask, 4, head_dim=0), ValueError, "head_dim"),
+    ],
+)
+def test_bad_arguments_name_the_problem(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -1,0 +1,223 @@
+"""lcteach.widgets: setting a control's value redraws once, with the right picture and numbers."""
+
+import gc
+import weakref
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import ipywidgets  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import lcteach.widgets.chunks  # noqa: E402
+from lcteach.analysis import hop_counts  # noqa: E402
+from lcteach.chunking import RESOLUTIONS  # noqa: E402
+from lcteach.masks import (  # noqa: E402
+    SPARSE_PATTERNS,
+    causal_mask,
+    generate_global,  # noqa: E402
+    generate_sliding_window,
+    materialize_mask,
+)
+from lcteach.widgets import (
+    Explorer,
+    chunk_explorer,
+    composition_explorer,
+    mask_explorer,
+    reachability_explorer,
+    tiling_explorer,
+    window_explorer,
+)
+
+EXPLORERS = {
+    "window": (window_explorer, {"n": 24, "pattern": "causal", "window": 7}),
+    "tiling": (tiling_explorer, {"n": 64, "block_q": 16, "block_k": 8, "causal": False, "window": 5}),
+    "chunk": (chunk_explorer, {"n": 40, "chunk_size": 8, "overlap": 2, "resolve": "center"}),
+}
+SPARSE = {"n": 32, "window": 3, "stride": 4, "global_tokens": 3, "random_blocks": 3, "block_size": 4}
+SPARSE_EXPLORERS = {
+    "mask": (mask_explorer, {"pattern": "strided"}),
+    "composition": (composition_explorer, {"A": "strided", "op": "and", "B": "BigBird"}),
+    "reachability": (reachability_explorer, {"pattern": "global", "layers": 3}),
+}
+
+
+def _image(explorer):
+    return np.asarray(explorer.figure.axes[0].images[0].get_array())
+
+
+def _set(explorer, name, value):
+    """Set a control and return the figure drawn before it."""
+    before = explorer.figure
+    explorer.controls[name].value = value
+    return before
+
+
+@pytest.mark.parametrize("name", EXPLORERS)
+def test_explorer_shape_and_every_control_redraws(name):
+    make, changes = EXPLORERS[name]
+    explorer = make()
+    assert isinstance(explorer, ipywidgets.VBox) and type(explorer).__name__ == "Explorer"
+    assert set(explorer.controls) == set(changes)
+    assert isinstance(explorer.output, ipywidgets.Output) and isinstance(explorer.info, ipywidgets.HTML)
+    assert isinstance(explorer.figure, Figure) and explorer.info.value
+    figures = plt.get_fignums()
+    for control, value in changes.items():
+        before = _set(explorer, control, value)
+        assert explorer.figure is not before, control
+        assert explorer.figure.axes[0].get_title()
+    assert plt.get_fignums() == figures  # nothing left open in pyplot
+
+
+def test_window_explorer_mask_follows_the_controls():
+    explorer = window_explorer(n=16, window=3)
+    assert not explorer.controls["window"].disabled
+    assert _image(explorer).shape == (16, 16) and "sliding_window_3" in explorer.figure.axes[0].get_title()
+    _set(explorer, "pattern", "causal")
+    assert explorer.controls["window"].disabled
+    assert np.array_equal(_image(explorer).astype(bool), materialize_mask(causal_mask, 16)[0, 0].numpy())
+    assert "136 of 256" in explorer.info.value and "46.9%" in explorer.info.value
+    _set(explorer, "n", 40)
+    assert _image(explorer).shape == (40, 40)
+    _set(explorer, "pattern", "full")
+    assert explorer.controls["window"].disabled and _image(explorer).all()
+    assert "saved vs dense: <b>0.0%</b>" in explorer.info.value
+    _set(explorer, "pattern", "sliding window")
+    assert not explorer.controls["window"].disabled
+    before = _image(explorer)
+    _set(explorer, "window", 9)
+    assert _image(explorer).sum() > before.sum()
+
+
+def test_tiling_explorer_counts_follow_the_controls():
+    explorer = tiling_explorer(n=256, block=32)
+    assert "36 of 64" in explorer.info.value and "4.0 KiB vs 256.0 KiB" in explorer.info.value
+    _set(explorer, "causal", False)
+    assert "64 of 64" in explorer.info.value
+    _set(explorer, "window", 32)
+    assert "15 of 64" in explorer.info.value and "15 of 64 tiles computed" in explorer.figure.axes[0].get_title()
+    _set(explorer, "block_k", 64)
+    assert "of 32" in explorer.info.value and "8.0 KiB" in explorer.info.value
+    _set(explorer, "n", 64)
+    assert explorer.controls["window"].max == 64 and explorer.controls["window"].value == 32
+    _set(explorer, "n", 16)
+    assert explorer.controls["window"].value == 16  # clamped to n
+
+
+def test_chunk_explorer_overlap_max_follows_chunk_size_with_one_redraw(monkeypatch):
+    calls = []
+    monkeypatch.setattr(lcteach.widgets.chunks, "plot_chunks", lambda *a, **k: calls.append(a) or Figure())
+    explorer = chunk_explorer(n=64, chunk_size=16, overlap=4)
+    assert explorer.controls["overlap"].max == 15 and list(explorer.controls["resolve"].options) == list(RESOLUTIONS)
+    _set(explorer, "overlap", 15)
+    calls.clear()
+    _set(explorer, "chunk_size", 8)
+    assert explorer.controls["overlap"].max == 7 and explorer.controls["overlap"].value == 7
+    assert len(calls) == 1 and calls[0][0].overlap == 7  # one redraw, with the clamped overlap
+    _set(explorer, "chunk_size", 32)
+    assert explorer.controls["overlap"].max == 31 and explorer.controls["overlap"].value == 7
+
+
+def test_chunk_explorer_info_numbers():
+    explorer = chunk_explorer(n=64, chunk_size=16, overlap=4)
+    info = explorer.info.value
+    assert "chunks: <b>5</b>" in info and "recomputed: <b>16 " in info and "<b>4 positions</b>" in info
+    _set(explorer, "overlap", 0)
+    assert "<b>0 positions</b>" in explorer.info.value
+    _set(explorer, "n", 16)
+    assert "nothing lost" in explorer.info.value
+    for resolve in RESOLUTIONS:
+        _set(explorer, "resolve", resolve)
+        assert resolve in explorer.figure.axes[0].get_title()
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_explorer(chunk_size=4, overlap=4)
+
+
+def test_old_figures_are_freed():
+    explorer = chunk_explorer()
+    first = weakref.ref(explorer.figure)
+    for n in (20, 30, 40):
+        _set(explorer, "n", n)
+    gc.collect()
+    assert first() is None
+
+
+def test_explorer_helper_builds_from_controls_and_render():
+    slider = ipywidgets.IntSlider(value=2)
+    explorer = Explorer({"k": slider}, lambda k: (Figure(), f"k={k}"))
+    slider.value = 5
+    assert explorer.info.value == "k=5" and explorer.values == {"k": 5}
+
+
+@pytest.mark.parametrize("name", SPARSE_EXPLORERS)
+def test_sparse_explorers_redraw_for_every_control_and_stay_fast(name):
+    make, changes = SPARSE_EXPLORERS[name]
+    explorer = make(pattern="BigBird") if name != "composition" else make(a="BigBird", b="sliding window")
+    assert set(explorer.controls) == set(changes) | set(SPARSE)
+    for control, value in {**changes, **SPARSE}.items():
+        before = _set(explorer, control, value)
+        assert explorer.figure is not None and explorer.figure is not before, control
+        assert explorer.figure.axes[0].get_title() and "Cannot" not in explorer.info.value
+
+
+def test_mask_explorer_draws_each_pattern_with_its_density():
+    explorer = mask_explorer(n=32, pattern="global", global_tokens=2)
+    expected = materialize_mask(generate_global(2), 32)[0, 0].numpy()
+    assert np.array_equal(_image(explorer).astype(bool), expected)
+    assert f"{expected.sum():,} of 1,024" in explorer.info.value and f"{1 - expected.mean():.1%}" in explorer.info.value
+    assert explorer.controls["stride"].disabled and not explorer.controls["global_tokens"].disabled
+    seen = set()
+    for pattern in SPARSE_PATTERNS:
+        _set(explorer, "pattern", pattern)
+        assert explorer.figure is not None, explorer.info.value
+        seen.add(explorer.figure.axes[0].get_title())
+    assert len(seen) == len(SPARSE_PATTERNS)
+
+
+@pytest.mark.parametrize(
+    "make, changes, message",
+    [
+        (mask_explorer, {"pattern": "block-sparse", "block_size": 7}, "block_size must divide"),
+        (mask_explorer, {"pattern": "symmetric window", "window": 4}, "must be odd"),
+        (
+            composition_explorer,
+            {"B": "random blocks", "random_blocks": 8, "block_size": 16},
+            "blocks_per_row must be at most",
+        ),
+        (reachability_explorer, {"pattern": "BigBird", "block_size": 5}, "block_size must divide"),
+    ],
+)
+def test_invalid_values_show_a_message_not_a_traceback(make, changes, message):
+    explorer = make()
+    for control, value in changes.items():
+        _set(explorer, control, value)
+    assert explorer.figure is None and "Cannot draw this" in explorer.info.value and message in explorer.info.value
+    _set(explorer, "block_size", 8)
+    _set(explorer, "window", 5)
+    _set(explorer, "random_blocks", 1)
+    assert explorer.figure is not None and "Cannot" not in explorer.info.value  # back once the values are valid
+
+
+def test_composition_explorer_combines_with_and_or():
+    explorer = composition_explorer(a="sliding window", b="global", op="or", n=16, window=3, global_tokens=1)
+    images = [np.asarray(ax.images[0].get_array()) for ax in explorer.figure.axes if ax.images]
+    assert np.array_equal(images[2].astype(bool), images[0].astype(bool) | images[1].astype(bool))
+    _set(explorer, "op", "and")
+    images = [np.asarray(ax.images[0].get_array()) for ax in explorer.figure.axes if ax.images]
+    assert np.array_equal(images[2].astype(bool), images[0].astype(bool) & images[1].astype(bool))
+    assert "A and B" in explorer.info.value
+
+
+def test_reachability_explorer_hops_and_minimal_layers():
+    explorer = reachability_explorer(pattern="sliding window", n=16, layers=2, window=3)
+    hops = hop_counts(generate_sliding_window(3), 16, 2).numpy()
+    assert np.array_equal(np.ma.asarray(explorer.figure.axes[0].images[0].get_array()).filled(-1), hops)
+    assert "full reach: <b>8</b>" in explorer.info.value and "within 2 layers: <b>no</b>" in explorer.info.value
+    _set(explorer, "layers", 8)
+    assert "within 8 layers: <b>yes</b>" in explorer.info.value
+    _set(explorer, "pattern", "strided")
+    assert "full reach: <b>never</b>" in explorer.info.value
