@@ -89,6 +89,8 @@ def flex_sparse_attention(
     batch, heads, n_q, _ = q.shape
     key = (mask_mod, batch, heads, n_q, k.shape[-2], block_size, q.device)
     if flex_fallback_reason(q, k, v, mask_mod) is None:
+        if not torch.is_grad_enabled():  # no_grad / inference_mode: no graph, so no backward is asked of the kernel
+            q, k, v = q.detach(), k.detach(), v.detach()
         out = _run_compiled(mask_mod, q, k, v, _block_mask(*key), scale)
         if out is not None:
             return out

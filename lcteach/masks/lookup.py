@@ -10,7 +10,8 @@ import torch
 
 
 class LookupTable:
-    """A bool lookup table for mask_mods: ``table(*indices)`` is table[indices], False past its end.
+    """A bool lookup table for mask_mods: ``table(*indices)`` is table[indices], False outside it
+    (past its end or before position 0).
 
     Stored flat with one extra False entry per dimension; indices are clamped onto that entry,
     so a lookup is one gather and never goes out of range, whatever index a kernel passes
@@ -25,7 +26,13 @@ class LookupTable:
         self.flat = padded.flatten()
 
     def __call__(self, *indices: torch.Tensor) -> torch.Tensor:
-        offset = indices[0].clamp(max=self.shape[0]).long()
+        offset = _slot(indices[0], self.shape[0]).long()
         for index, size in zip(indices[1:], self.shape[1:], strict=True):
-            offset = offset * (size + 1) + index.clamp(max=size)
+            offset = offset * (size + 1) + _slot(index, size)
         return self.flat.to(indices[0].device)[offset]
+
+
+def _slot(index: torch.Tensor, size: int) -> torch.Tensor:
+    """``index`` where 0 <= index < size, else ``size`` (the padding entry, False): a negative
+    position is outside the table too, never read from its other end."""
+    return torch.where((index < 0) | (index >= size), size, index)

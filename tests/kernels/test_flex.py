@@ -86,6 +86,20 @@ def test_training_on_cpu_falls_back_with_sdpa_gradients():
         assert flex_fallback_reason(q, k, v) == (None if COMPILES else flex_fallback_reason(q.detach(), k, v))
 
 
+@needs_compile
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_inputs_that_require_grad_run_compiled_when_grad_is_off(mode):
+    """No backward can be asked under no_grad / inference_mode, so the compiled path that
+    flex_fallback_reason promises is the path taken (it raised NotImplementedError before)."""
+    q, k, v = random_qkv(1, 1, 128, 16, dtype=torch.float32, requires_grad=True)
+    window = generate_sliding_window(9)
+    with mode():
+        assert flex_fallback_reason(q, k, v, window) is None
+        out = flex_sparse_attention(q, k, v, window)
+    assert not out.requires_grad
+    assert_matches_sdpa(out, q.detach(), k.detach(), v.detach(), window, FLOAT32)
+
+
 @pytest.fixture
 def no_compiler():
     """torch's C++ compiler search finds nothing while the test runs."""

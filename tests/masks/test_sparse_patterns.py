@@ -373,3 +373,24 @@ def test_evaluate_rows_gives_the_requested_rows():
 def test_bad_arguments_name_the_problem(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    "mask_mod",
+    [
+        generate_global([0, 3]),
+        generate_block_sparse(torch.ones(2, 2, dtype=torch.bool), 2),
+        generate_random_tokens(4, seed=0, density=1.0),
+        generate_random_blocks(4, 2, 2, seed=0),
+    ],
+    ids=lambda m: m.__name__,
+)
+def test_lookup_masks_are_false_before_position_zero(mask_mod):
+    """A negative position (from shifting positions, as document and prefix masks do) is outside
+    the table: False, never a position read from the table's other end, never an IndexError."""
+    q_idx = torch.tensor([-100, -2, -1, 1])[:, None]
+    kv_idx = torch.tensor([-100, -2, -1])[None, :]
+    zero = torch.tensor(0)
+    assert not mask_mod(zero, zero, q_idx[:3], kv_idx).any()
+    inside = mask_mod(zero, zero, torch.tensor([[1]]), torch.tensor([[0, 1, 3]]))
+    assert torch.equal(inside[0], materialize_mask(mask_mod, 4)[0, 0, 1, [0, 1, 3]])
