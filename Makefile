@@ -63,8 +63,8 @@ release: $(STAMP) ## build course/ from solutions/ through nbgrader generate_ass
 grade: $(STAMP) ## grade autograder/submitted/ and LMS zips (WEEK=..., TIMEOUT=seconds per submission, JOBS=parallel workers)
 	python -m autograder.grade $(WEEK_OPTIONS) $(GRADE_OPTIONS)
 
-feedback: $(STAMP) ## regenerate feedback HTML of graded submissions (WEEK=...)
-	python -m autograder.feedback $(WEEK_OPTIONS)
+feedback: $(STAMP) ## regenerate feedback HTML of graded submissions, one subprocess each (WEEK=..., JOBS=...)
+	python -m autograder.feedback $(WEEK_OPTIONS) $(if $(JOBS),--jobs $(JOBS))
 
 demo: $(STAMP) ## release, submit and grade a sample class in a temporary folder (WEEK=..., TIMEOUT=...)
 	python -m autograder.demo $(if $(WEEK),--week $(WEEK)) $(GRADE_OPTIONS)

@@ -22,6 +22,7 @@ from nbgrader.preprocessors import (
 )
 
 from autograder.preprocessors import GuardedExecute, JudgeGradeCells, RestoreReleasedCells
+from autograder.sanitizing import SanitizeMarkdown, SanitizeOutputs
 
 c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
 
@@ -41,13 +42,17 @@ c.Execute.iopub_timeout = 20
 
 # Autograding (autograder/preprocessors.py): the submission is rebuilt on the released notebook,
 # executed by an Execute that survives a dead kernel and bounds outputs, and each graded cell's
-# result is the trusted replay of the grading record its kernel wrote, not the kernel's word.
+# result is the verdict of the trusted grader, which calls the student's functions through the
+# channel while the kernel runs the cell (autograder/judging.py), never the kernel's own word.
+# The student's markdown and outputs are made safe to render in the formgrader and the feedback
+# (autograder/sanitizing.py): markdown before the run, outputs once the scores are saved.
 c.Autograde.sanitize_preprocessors = [
     RestoreReleasedCells,
     ClearOutput,
     DeduplicateIds,
     OverwriteKernelspec,
     OverwriteCells,
+    SanitizeMarkdown,
     CheckCellMetadata,
 ]
 c.Autograde.autograde_preprocessors = [
@@ -58,13 +63,16 @@ c.Autograde.autograde_preprocessors = [
     LimitOutput,
     SaveAutoGrades,
     AssignLatePenalties,
+    SanitizeOutputs,
     CheckCellMetadata,
 ]
 c.GuardedExecute.max_output_bytes = 1_000_000  # per cell: text, images, tracebacks
 
 # Student code runs in a sandbox: bubblewrap, no network, nothing of the repository but lcteach,
 # a scratch copy of its folder as the only writable place, as a uid of its own, with these limits (autograder/sandbox.py).
-c.Execute.kernel_manager_class = "autograder.sandbox.SandboxedKernelManager"
+# Autograding alone (GuardedExecute): `nbgrader validate` and the Validate button of `make lab`,
+# which load this file too, run nbgrader's plain Execute in the student's own kernel.
+c.GuardedExecute.kernel_manager_class = "autograder.sandbox.SandboxedKernelManager"
 c.SandboxedKernelManager.memory_bytes = 4 * 2**30  # address space
 c.SandboxedKernelManager.processes = 64  # processes and threads of the sandbox user
 c.SandboxedKernelManager.cpu_seconds = 300  # CPU time of the kernel in all
@@ -74,7 +82,15 @@ c.SandboxedKernelManager.call_seconds = 60  # one graded call of student code
 
 # Feedback shows each test cell as the student received it: the hidden test code (and the
 # hidden seed it passes to the grader) is cut out before the HTML is written.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Student markdown and outputs are sanitised again (autograder/sanitizing.py), so that feedback
+# of a notebook autograded before is safe too.
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    ClearHiddenTests,
+    SanitizeMarkdown,
+    SanitizeOutputs,
+    CSSHTMLHeaderPreprocessor,
+]
 
 # Collecting LMS downloads (`nbgrader zip_collect`, run by `make grade`): put the zip or the
 # files from Canvas's "Download Submissions" in downloaded/<week>/archive/. Canvas names each
@@ -87,3 +103,10 @@ c.FileNameCollectorPlugin.named_regexp = (
 )
 # Skip files whose notebook name is not one of the week's released notebooks.
 c.ZipCollectApp.strict = True
+# Unpack the downloads with regular files only: a zip member that is a symbolic link (its Unix
+# mode in the zip) or a device is never created, nor a name outside the folder (autograder/copying.py).
+c.ZipCollectApp.extractor_plugin = "autograder.copying.SafeExtractor"
+# `nbgrader collect` copies a student's exchange submission without following links (copying.py).
+c.ExchangeFactory.collect = "autograder.copying.SafeExchangeCollect"
+# grades.csv leaves a week a student never submitted empty (status "missing"), not 0 (exporting.py).
+c.ExportApp.plugin_class = "autograder.exporting.CsvExport"

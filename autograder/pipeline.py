@@ -10,6 +10,7 @@ command runs as a subprocess inside the course root, so one failure stays in tha
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jupytext
@@ -31,6 +32,7 @@ import psutil
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
+from autograder.copying import STAGED, refused_members, show, stage_submission, unstage_submission
 from autograder.preprocessors import METADATA_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ JUPYTEXT_CELL_KEYS = ("cell_marker", "lines_to_next_cell", "lines_to_end_of_cell
 # Files that tools leave next to notebooks; never part of a release.
 IGNORED_NAMES = {".ipynb_checkpoints", "__pycache__"}
 DEFAULT_TIMEOUT = 300  # seconds of wall clock per submission
+FEEDBACK_TIMEOUT = 120  # seconds of wall clock for one submission's feedback HTML
 
 
 class PipelineError(Exception):
@@ -309,13 +312,22 @@ def unmatched_downloads(root: Path, week: str) -> list[str]:
         or FileNameCollectorPlugin.named_regexp.default_value
     )
     released = {p.stem for p in (root / "release" / week).glob("*.ipynb")}
-    names = []
+    names, skipped = [], []
     for path in sorted(archive.rglob("*")):
-        if zipfile.is_zipfile(path):
-            names += [f"{path.name}:{n}" for n in zipfile.ZipFile(path).namelist() if not n.endswith("/")]
+        if path.is_symlink():
+            skipped.append(f"{week}: {path.name}: a symbolic link, not extracted")
+        elif zipfile.is_zipfile(path):
+            # copying.SafeExtractor unpacks regular files only: links in a zip are never created
+            refused = refused_members(path)
+            skipped += [f"{week}: {path.name}:{line}" for line in refused]
+            refused_names = {line.rsplit(": ", 1)[0] for line in refused}
+            names += [
+                f"{path.name}:{n}"
+                for n in zipfile.ZipFile(path).namelist()
+                if not n.endswith("/") and show(n) not in refused_names
+            ]
         elif path.is_file():
             names.append(path.name)
-    skipped = []
     for name in names:
         match = pattern.match("/" + name.replace(":", "/"))
         if match is None:
@@ -348,30 +360,41 @@ def find_submissions(root: Path, weeks: list[str]) -> list[Submission]:
 def grade_submission(root: Path, submission: Submission, timeout: float = DEFAULT_TIMEOUT) -> Result:
     """Autograde one submission in the course root, within ``timeout`` seconds of wall clock.
 
-    Only the week's graded notebooks are autograded (one ``nbgrader autograde`` subprocess
-    each), so lectures in the submission are never executed. A graded notebook that is missing,
-    is not valid notebook JSON, crashes nbgrader or runs out of time scores 0 in the gradebook,
-    and the result says why; the submission's other notebooks are graded as usual.
+    The submission is first copied to ``staged/<student>/<week>/`` with regular files and
+    folders only (``autograder/copying.py``): links, fifos, devices and what passes the copy's
+    bounds are refused, listed in the result's limits and summed up in its reason, and nbgrader
+    reads the copy alone. Only the week's graded notebooks are autograded (one ``nbgrader
+    autograde`` subprocess each), so lectures in the submission are never executed. A graded
+    notebook that is missing, is not valid notebook JSON, crashes nbgrader or runs out of time
+    scores 0 in the gradebook, and the result says why; its other notebooks are graded as usual.
     """
     start = time.monotonic()
     deadline = start + timeout
     problems = []
-    for name in graded_notebooks(root, submission.week):
-        problem = _autograde_notebook(root, submission, name, deadline - time.monotonic())
-        if problem:
-            _zero_notebook(root, submission, name)
-            problems.append(f"{name}.ipynb: {problem}")
+    copy = stage_submission(root, submission.student, submission.week)
+    refused = dict(copy.refused)
+    try:
+        for name in graded_notebooks(root, submission.week):
+            problem = _autograde_notebook(root, submission, name, deadline - time.monotonic(), refused)
+            if problem:
+                _zero_notebook(root, submission, name)
+                problems.append(f"{name}.ipynb: {problem}")
+    finally:
+        unstage_submission(root, submission.student, submission.week)
     score, max_score, lost = _scores(root, submission)
     failed, limits, findings = _judge_summary(root, submission)
+    reason = "; ".join(
+        [*(problems or ([", ".join(lost)] if lost else [])), *([copy.summary()] if copy.refused else [])]
+    )
     return Result(
         submission,
         score,
         max_score,
         "failed" if problems else "graded",
-        "; ".join(problems) or ", ".join(lost),
+        reason,
         time.monotonic() - start,
         failed,
-        limits,
+        (*(f"not copied: {line}" for line in copy.lines()), *limits),
         findings,
     )
 
@@ -387,11 +410,16 @@ def _judge_summary(root: Path, submission: Submission) -> tuple[tuple[str, ...],
     return tuple(failed), tuple(dict.fromkeys(limits)), tuple(findings)
 
 
-def _autograde_notebook(root: Path, submission: Submission, name: str, seconds_left: float) -> str | None:
-    """Autograde one notebook of a submission; return why it failed, or None."""
-    path = submission.folder(root) / f"{name}.ipynb"
+def _autograde_notebook(
+    root: Path, submission: Submission, name: str, seconds_left: float, refused: dict[str, str]
+) -> str | None:
+    """Autograde one notebook of a staged submission; return why it failed, or None.
+
+    ``refused`` maps the paths that the staging copy refused to why (see copying.py)."""
+    path = root / STAGED / submission.student / submission.week / f"{name}.ipynb"
     if not path.is_file():
-        return "missing from the submission"
+        why = refused.get(f"{name}.ipynb") or refused.get(".")
+        return f"not graded: {why}" if why else "missing from the submission"
     try:
         nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - any failure to read means a malformed notebook
@@ -408,6 +436,8 @@ def _autograde_notebook(root: Path, submission: Submission, name: str, seconds_l
         f"--student={submission.student}",
         f"--notebook={name}",
         "--force",
+        # nbgrader reads the staged copy, never the student's folder (copying.py)
+        f"--CourseDirectory.submitted_directory={STAGED}",
     ]
     result = run_command(command, root, timeout=seconds_left)
     if result.returncode is None:
@@ -449,12 +479,71 @@ def _scores(root: Path, submission: Submission) -> tuple[float, float, list[str]
         return graded.score, graded.max_score, lost
 
 
-def generate_feedback(root: Path, weeks: list[str]) -> list[Path]:
-    """Write feedback HTML for every autograded submission of the weeks; return the files."""
-    for week in weeks:
-        if any((root / "autograded").glob(f"*/{week}/*.ipynb")):
-            nbgrader(root, "generate_feedback", week, "--force")
-    return sorted(p for week in weeks for p in (root / "feedback").glob(f"*/{week}/*.html"))
+@dataclass(frozen=True)
+class FeedbackReport:
+    files: list[Path]  # feedback HTML files written
+    failures: list[str]  # "<student> <week>: <why>" for each submission whose feedback failed
+
+
+def autograded_submissions(root: Path, weeks: list[str]) -> list[Submission]:
+    """Submissions of the weeks with an autograded notebook, by week then student."""
+    return [
+        Submission(folder.parent.name, week)
+        for week in weeks
+        for folder in sorted((root / "autograded").glob(f"*/{week}"))
+        if any(folder.glob("*.ipynb"))
+    ]
+
+
+def generate_feedback(
+    root: Path,
+    weeks: list[str],
+    jobs: int = 1,
+    timeout: float = FEEDBACK_TIMEOUT,
+    submissions: list[Submission] | None = None,
+) -> FeedbackReport:
+    """Write feedback HTML for each autograded submission of the weeks (or of ``submissions``).
+
+    Each submission's ``nbgrader generate_feedback <week> --student=<id>`` runs in a process of
+    its own, ``jobs`` at once, each killed after ``timeout`` seconds (``feedback_worker.py``
+    forks them from one process that imported nbgrader once): a notebook that makes nbconvert
+    fail or hang costs its own feedback alone, and the report lists it. A submission whose
+    feedback failed keeps no feedback file, so that nothing stale or partial is returned.
+    """
+    chosen = autograded_submissions(root, weeks) if submissions is None else submissions
+    chosen = [s for s in chosen if any((root / "autograded" / s.student / s.week).glob("*.ipynb"))]
+    if not chosen:
+        return FeedbackReport([], [])
+    for submission in chosen:
+        shutil.rmtree(root / "feedback" / submission.student / submission.week, ignore_errors=True)
+    jobs = max(1, jobs)
+    pairs = [part for s in chosen for part in (s.week, s.student)]
+    command = [sys.executable, "-m", "autograder.feedback_worker", f"--jobs={jobs}", f"--timeout={timeout}", "--"]
+    # The worker's own bound: every submission at its timeout, plus nbgrader's start.
+    result = run_command([*command, *pairs], root, timeout=timeout * (len(chosen) / jobs + 1) + 60)
+    outcomes = {}
+    for line in result.output.splitlines():
+        if line.startswith("{"):
+            try:
+                outcome = json.loads(line)
+                outcomes[Submission(outcome["student"], outcome["week"])] = outcome
+            except (ValueError, KeyError, TypeError):
+                continue
+    failures = []
+    for submission in chosen:
+        outcome = outcomes.get(submission)
+        if outcome is None:
+            why = f"feedback not made: the feedback worker stopped ({_failure_summary(result.output)})"
+        elif outcome["status"] == "timeout":
+            why = f"feedback timed out after {outcome['seconds']:.0f} s"
+        elif outcome["status"] != "ok":
+            why = f"feedback failed: {_failure_summary(outcome.get('log', ''))}"
+        else:
+            continue
+        shutil.rmtree(root / "feedback" / submission.student / submission.week, ignore_errors=True)
+        failures.append(f"{submission.student} {submission.week}: {why}")
+    files = sorted(p for s in chosen for p in (root / "feedback" / s.student / s.week).glob("*.html"))
+    return FeedbackReport(files, failures)
 
 
 def export_grades(root: Path) -> Path:
@@ -520,14 +609,16 @@ class ClassReport:
     seconds: float
     gradebook_problems: list[str]  # check_gradebook's findings; empty when the gradebook is sound
     skipped_files: list[str]  # LMS download files that matched no student or notebook
+    feedback_failures: list[str] = field(default_factory=list)  # "<student> <week>: <why>"
 
 
 def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, jobs: int = 1) -> ClassReport:
-    """Collect LMS downloads, autograde every submission of the weeks, write feedback and the CSV.
+    """Collect LMS downloads, autograde every submission of the weeks, write the CSV, then feedback.
 
     ``jobs`` submissions are graded at once, each in its own nbgrader process (the gradebook
     is SQLite, which serialises their short writes). Prints a progress line per submission as
-    it finishes. A failing submission costs only itself.
+    it finishes. The grades and the CSV are written before any feedback, and each submission's
+    feedback is made on its own (generate_feedback): a failing submission costs only itself.
     """
     if jobs < 1:
         raise PipelineError(f"JOBS must be at least 1, got {jobs}")
@@ -535,11 +626,6 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
         raise PipelineError(
             "grading runs each submission in a bubblewrap sandbox, and bwrap is not installed: "
             "`sudo apt-get install bubblewrap` (see the sandbox section of README.md)"
-        )
-    if os.geteuid() != 0:
-        raise PipelineError(
-            "grading starts each kernel's sandbox as root and drops it to an unprivileged uid: "
-            "run it as root, e.g. `sudo make grade` (see the sandbox section of README.md)"
         )
     start = time.monotonic()
     gradable, skipped = [], []
@@ -569,8 +655,12 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
             )
             results.append(result)
     results.sort(key=lambda r: submissions.index(r.submission))
-    feedback, grades_csv = generate_feedback(root, gradable), export_grades(root)
-    return ClassReport(results, feedback, grades_csv, time.monotonic() - start, check_gradebook(root, results), skipped)
+    grades_csv = export_grades(root)
+    problems = check_gradebook(root, results)
+    feedback = generate_feedback(root, gradable, jobs, submissions=[r.submission for r in results])
+    return ClassReport(
+        results, feedback.files, grades_csv, time.monotonic() - start, problems, skipped, feedback.failures
+    )
 
 
 def format_report(report: ClassReport) -> str:
@@ -612,6 +702,12 @@ def format_report(report: ClassReport) -> str:
             f"graded {count} submissions in {report.seconds:.0f} s ({60 * count / report.seconds:.1f} per minute)",
             "feedback:",
             *(f"  {path}" for path in report.feedback),
+            *(
+                [f"feedback not written for {len(report.feedback_failures)} submissions:"]
+                + [f"  {line}" for line in report.feedback_failures]
+                if report.feedback_failures
+                else []
+            ),
             f"grades: {report.grades_csv}",
         ]
     )

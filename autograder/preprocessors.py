@@ -4,18 +4,19 @@ Autograde runs, in this order:
 
 1. ``RestoreReleasedCells`` (first of the sanitize steps): the notebook is rebuilt on the
    released one, so deleted, reordered, re-typed or re-labelled cells cannot change what runs.
-2. ``GuardedExecute`` (nbgrader's Execute): a cell that times out is recorded and the next
+2. ``GuardedExecute`` (nbgrader's Execute): the sandboxed kernel executes the notebook. When it
+   reaches a graded cell, the cell's ``grade.<part>(fn)`` hands ``fn`` to the trusted grader in
+   this process (``autograder/judging.py``), which runs the part's checks here and calls the
+   student's function through the channel. A cell that times out is recorded and the next
    cells still run; when the kernel dies or ignores the interrupt, the cells after it are
    marked "not run" instead of the whole notebook being lost; each cell's output is bounded.
-3. ``JudgeGradeCells``: for every graded cell that calls an lcteach grader, the grading
-   record the kernel wrote is replayed in this (trusted) process with
-   ``lcteach.grading.core.judge``; the cell's outputs become that verdict. A notebook whose
-   code tampers with the grader (``tampering.py``) earns 0 for every such cell.
+3. ``JudgeGradeCells``: every graded cell's outputs become the trusted grader's verdict on it.
+   What the kernel printed or displayed there is dropped: it decides nothing. The code
+   reading (``tampering.py``) is reported to the instructor as advice, never scored.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -27,8 +28,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
-from lcteach.grading import MIMETYPE, RecordError
-
+from .judging import GraderCall, NotebookJudge, course_secret, grader_call, part_seed, start_measurer
 from .tampering import inspect_cells
 
 METADATA_KEY = "lcteach"  # notebook metadata: the judge's summary, read by the grading report
@@ -110,17 +110,52 @@ class GuardedExecute(Execute):
     """nbgrader's Execute that survives a dead or stuck kernel and bounds each cell's output."""
 
     max_output_bytes = Integer(1_000_000, help="output a cell may keep (text and display data)").tag(config=True)
-    max_result_bytes = Integer(50_000_000, help="size of a cell's result (the grading record)").tag(config=True)
+    max_result_bytes = Integer(50_000_000, help="size of a cell's result (a displayed value)").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._stopped: str | None = None
         self._kept: dict[int, int] = {}
-        self._statuses = (resources or {}).setdefault(METADATA_KEY, {}).setdefault("cells", {})
-        return super().preprocess(nb, resources, km)
+        self._judge: NotebookJudge | None = None
+        summary = (resources or {}).setdefault(METADATA_KEY, {})
+        self._statuses = summary.setdefault("cells", {})
+        self._verdicts = summary.setdefault("verdicts", {})
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._judge is not None:
+                self._judge.close()
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
+        call = grader_call(cell.source) if utils.is_grade(cell) and not utils.is_solution(cell) else None
+        judge = self._judge_for(resources) if call else None
+        if judge is None:
+            return self._execute(cell, resources, index)
+        judge.expect(cell.id, call, [c.source for c in self.nb.cells[:index] if c.cell_type == "code"])
+        try:
+            return self._execute(cell, resources, index)
+        finally:
+            self._verdicts[cell.id] = judge.result(cell.id)
+
+    def _judge_for(self, resources) -> NotebookJudge | None:
+        """The judge of this notebook's graded cells, or None when its week has no lcteach grader."""
+        if self._judge is None:
+            info = resources["nbgrader"]
+            module = _week_module(info["assignment"])
+            if module is None or not hasattr(self.km, "grader_listener"):
+                return None
+            secret = course_secret(CourseDirectory(config=self.config).root)
+
+            def seed_of(part: str) -> int:
+                return part_seed(secret, info["student"], info["assignment"], info["notebook"], part)
+
+            seconds = self.km.call_seconds
+            measurer = start_measurer(self.km.sandbox_uid, seconds)
+            self._judge = NotebookJudge(self.km.grader_listener, module, seed_of, measurer, seconds)
+        return self._judge
+
+    def _execute(self, cell, resources, index):
         if self._stopped:  # an error output: nbgrader scores any graded cell with one 0
             cell.outputs = [_error("NotRun", f"not run: {self._stopped}")]
             self._statuses[cell.id] = f"not run: {self._stopped}"
@@ -177,49 +212,36 @@ def _replace_content(msg: dict, text: str) -> dict:
     return {**msg, "content": {**msg["content"], "data": {"text/plain": text}, "metadata": {}}}
 
 
-# ---------------------------------------------------------------- 3. judge in the trusted process
+# ---------------------------------------------------------------- 3. the verdicts
 
 
-def grader_call(source: str) -> tuple[str, int | None] | None:
-    """(part, seed) of the call ``grade.<part>(fn, seed=N)`` that ends a graded cell, or None."""
+def _week_module(assignment: str):
+    """lcteach's grading package of a week (``week1_foundations`` -> ``lcteach.grading.week1``), or None."""
+    import importlib
+
+    name = assignment.split("_")[0]
+    if not name.isidentifier():
+        return None
     try:
-        body = ast.parse(source).body
-    except SyntaxError:
+        return importlib.import_module(f"lcteach.grading.{name}")
+    except ImportError:
         return None
-    last = body[-1] if body else None
-    if not (
-        isinstance(last, ast.Expr)
-        and isinstance(last.value, ast.Call)
-        and isinstance(last.value.func, ast.Attribute)
-        and isinstance(last.value.func.value, ast.Name)
-        and last.value.func.value.id == "grade"
-    ):
-        return None
-    seed = next(
-        (
-            k.value.value
-            for k in last.value.keywords
-            if k.arg == "seed" and isinstance(k.value, ast.Constant) and type(k.value.value) is int
-        ),
-        None,
-    )
-    return last.value.func.attr, seed
 
 
 class JudgeGradeCells(NbGraderPreprocessor):
-    """Replace each lcteach graded cell's outputs with the verdict of the trusted replay."""
+    """Replace each lcteach graded cell's outputs with the trusted grader's verdict on it."""
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        statuses = resources.get(METADATA_KEY, {}).get("cells", {})
+        summary = resources.get(METADATA_KEY, {})
+        statuses, verdicts = summary.get("cells", {}), summary.get("verdicts", {})
         student_cells = [(c.id, c.source) for c in nb.cells if c.cell_type == "code" and not utils.is_locked(c)]
         findings = inspect_cells(student_cells)
-        tampering = [f for f in findings if f.kind == "tampering"]
         parts = []
         for cell in nb.cells:
             call = grader_call(cell.source) if cell.cell_type == "code" and utils.is_grade(cell) else None
-            if call is None or utils.is_solution(cell):
+            if call is None or utils.is_solution(cell) or _week_module(resources["nbgrader"]["assignment"]) is None:
                 continue
-            points, report, failed = self._verdict(cell, *call, tampering)
+            points, report, failed = _verdict(call, verdicts.get(cell.id))
             status = statuses.get(cell.id)
             if status:
                 report = f"{report}\n  note: {status}"
@@ -232,7 +254,7 @@ class JudgeGradeCells(NbGraderPreprocessor):
             parts.append(
                 {
                     "cell": cell.metadata.nbgrader["grade_id"],
-                    "part": call[0],
+                    "part": call.part,
                     "points": points,
                     "max_points": float(cell.metadata.nbgrader["points"]),
                     "failed": failed,
@@ -246,35 +268,13 @@ class JudgeGradeCells(NbGraderPreprocessor):
         }
         return nb, resources
 
-    def _verdict(self, cell, part: str, seed: int | None, tampering) -> tuple[float, str, list[str]]:
-        """(points, report, failed checks or reasons) for one graded cell."""
-        if tampering:
-            return 0.0, f"{part}: no credit: the notebook changes the grader ({tampering[0]})", ["tampering"]
-        records = [o for o in cell.get("outputs", []) if MIMETYPE in o.get("data", {})]
-        if len(records) != 1 or records[0].output_type != "execute_result":
-            errors = [o.ename for o in cell.get("outputs", []) if o.output_type == "error"]
-            why = (
-                "it wrote more than one"
-                if records
-                else f"the cell ended with {errors[-1]}"
-                if errors
-                else "it wrote none"
-            )
-            return 0.0, f"{part}: no credit: the cell's grading record is missing ({why})", ["no grading record"]
-        try:
-            record = json.loads(json.dumps(records[0].data[MIMETYPE]))  # nbformat's NotebookNode as plain data
-            if (
-                not isinstance(record, dict)
-                or str(record.get("part", "")).rpartition(".")[2] != part
-                or record.get("seed") != seed
-            ):
-                raise RecordError("the record belongs to another part or seed")
-            from lcteach.grading.core import judge  # here: the release loads this module without torch
 
-            result = judge(record)
-        except RecordError as error:
-            return 0.0, f"{part}: no credit: the grading record is not valid ({error})", ["invalid grading record"]
-        return result.points, result.report(), [o.name for o in result.outcomes if not o.passed]
+def _verdict(call: GraderCall, result) -> tuple[float, str, list[str]]:
+    """(points, report, failed checks or reasons) for one graded cell."""
+    if result is None:
+        why = "the cell did not hand its function to the grader (it failed, or the kernel stopped, before the call)"
+        return 0.0, f"{call.part}: no credit: {why}", ["not handed to the grader"]
+    return result.points, result.report(), [o.name for o in result.outcomes if not o.passed]
 
 
 # Error names and messages that say the sandbox stopped something (see sandbox.py).

@@ -1,19 +1,18 @@
-"""Reading a submission's code for tricks, in the trusted process, before trusting its records.
+"""Reading a submission's code for tricks: an advisory report to the instructor, never a score.
 
-The grading record says what the student's functions returned; it cannot say whether the
-code that wrote it was lcteach's grader or a replacement. So the judge also reads the
-student's code (never runs it) and looks for what an honest solution never needs:
+The grade does not depend on anything the student's process says: the trusted grader calls
+the student's functions through the channel and judges their return values in its own
+process, and the references are not in the sandbox (``lcteach.grading.policy``). The code
+reading (of the student's cells; it never runs them) still tells the instructor what an
+honest solution never needs, since it often explains a surprising result:
 
-- *tampering* with the grader: assigning to or deleting attributes of ``lcteach.grading``,
-  ``sys`` or IPython, rebinding the ``grade`` module, switching the delegation
-  guard off (``sys.setprofile``/``settrace``), writing outputs by hand (``sys.displayhook``,
-  ``publish_display_data``, ``_repr_mimebundle_``, the record's MIME type), or importing the
-  grader by a computed name. A notebook that does any of this earns 0 for every auto-graded
-  cell: a changed grader touches every grade after it.
-- *patching* torch, numpy, math or builtins: reported. It cannot change the grade, since the record is
-  compared in the trusted process, but an instructor should know.
-- *reference use*: importing a graded reference from lcteach or torch's fused attention.
-  The guard in the kernel takes the part's credit away when it is called; this lists it.
+- *tampering* with the grading side: assigning to or deleting attributes of
+  ``lcteach.grading``, ``sys`` or IPython, rebinding the ``grade`` module, profile or trace
+  hooks, writing outputs by hand (``sys.displayhook``, ``publish_display_data``,
+  ``_repr_mimebundle_``), or importing modules by a computed name;
+- *patching* torch, numpy, math or builtins;
+- *reference use*: importing a graded reference from lcteach or torch's fused attention (in
+  the sandbox they are missing, so such a function fails its checks there).
 
 Cells that cannot be parsed are skipped (they fail in the kernel too).
 """
@@ -26,8 +25,7 @@ from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-from lcteach.grading import MIMETYPE
-from lcteach.grading.policy import STUDENT_TOOLS
+from lcteach.grading.policy import PRESENTATION_TOOLS, STUDENT_TOOLS
 
 # lcteach modules a solution may use: tools, not answers.
 GRADER_MODULES = ("lcteach.grading", "sys", "IPython", "ipykernel")
@@ -51,7 +49,6 @@ FORGING_NAMES = {
     "_repr_mimebundle_",
     "display_pub",
     "excepthook",
-    "MIMETYPE",
 }
 REFERENCE_NAMES = {"scaled_dot_product_attention", "flex_attention"}
 
@@ -150,11 +147,9 @@ def _judge_node(node: ast.AST, modules: dict[str, str]) -> list[tuple[str, str]]
         found.append(
             (
                 "tampering",
-                f"uses `{getattr(node, used)}`, which can switch off the guard or write the cell's result by hand",
+                f"uses `{getattr(node, used)}`, which can hook into execution or write the cell's result by hand",
             )
         )
-    if isinstance(node, ast.Constant) and isinstance(node.value, str) and MIMETYPE in node.value:
-        found.append(("tampering", "writes the grading record's MIME type"))
     found += _reference_use(node, modules)
     return found
 
@@ -183,7 +178,8 @@ def _reference_use(node: ast.AST, modules: dict[str, str]) -> list[tuple[str, st
 
 
 def _allowed(name: str) -> bool:
-    return name.startswith("lcteach.grading") or _in(name, STUDENT_TOOLS) or _in(_defined_in(name), STUDENT_TOOLS)
+    tools = (*STUDENT_TOOLS, *PRESENTATION_TOOLS)
+    return name.startswith("lcteach.grading") or _in(name, tools) or _in(_defined_in(name), tools)
 
 
 def _defined_in(name: str) -> str:

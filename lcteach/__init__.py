@@ -1,8 +1,9 @@
 """lcteach: reference implementations for the LCTeach long-context course.
 
 The library is grouped by concept, one subpackage each: ``masks`` (FlexAttention mask_mods,
-their evaluation and the catalog of named patterns), ``kernels``, ``analysis``, ``measure``,
-``chunking``, ``experiments``, ``viz`` (pure plots), ``widgets``, ``bench`` and ``grading``.
+their evaluation and the catalog of named patterns), ``score_mods`` (FlexAttention score_mods:
+ALiBi, soft-capping), ``kernels``, ``analysis``, ``measure``, ``chunking``, ``experiments``,
+``viz`` (pure plots), ``widgets``, ``bench`` and ``grading``.
 
 The names lectures use most are available here too. They load on first use, so
 ``import lcteach`` is quick and loads neither torch, matplotlib nor ipywidgets:
@@ -11,7 +12,7 @@ The names lectures use most are available here too. They load on first use, so
 
 from __future__ import annotations
 
-import importlib
+from lcteach.lazy import lazy_exports
 
 _API = {  # name -> the subpackage that defines it
     "lcteach.kernels": (
@@ -41,11 +42,16 @@ _API = {  # name -> the subpackage that defines it
         "generate_random_blocks",
         "generate_random_tokens",
         "generate_bigbird",
+        "generate_prefix_lm",
+        "generate_document_mask",
+        "document_offsets",
+        "document_ids",
         "materialize_mask",
         "evaluate_rows",
         "pattern_density",
         "pattern_flops",
     ),
+    "lcteach.score_mods": ("generate_alibi", "generate_softcap", "alibi_slopes", "materialize_scores"),
     "lcteach.analysis": (
         "complexity_table",
         "format_complexity_table",
@@ -70,15 +76,4 @@ _API = {  # name -> the subpackage that defines it
 }
 _HOME = {name: package for package, names in _API.items() for name in names}
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module 'lcteach' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _HOME)

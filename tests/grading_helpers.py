@@ -1,29 +1,67 @@
-"""What the graders' tests share: grading with a trusted replay, reading failures, release stubs,
-and the contract every week's exercises notebook keeps with its grader module."""
+"""What the graders' tests share: grading locally and through the channel, reading failures, release
+stubs, and the contract every week's exercises notebook keeps with its grader module."""
 
 from __future__ import annotations
 
 import inspect
-import json
 import re
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 from notebook_source import nbgrader_cells, solution_namespace
 
-from lcteach.grading.core import judge
+from lcteach.grading.channel import Client, Server
+from lcteach.grading.guard import private_copy
+from lcteach.grading.local import measure_here
+from lcteach.grading.session import judge_remote
 
-HIDDEN_CALL = re.compile(r"grade\.(\w+)\((\w+), seed=(\d+)\)")
+GRADED_CALL = re.compile(r"^grade\.(\w+)\((\w+)\)$")
+
+
+class InProcessMeasurer:
+    """Stands in for the measuring process in tests: measures ``fn`` in this process."""
+
+    def __init__(self, fn):
+        self.student = fn
+
+    def measure(self, fn, *args, **kwargs):
+        return measure_here(fn, *private_copy(args), **private_copy(kwargs))
+
+    def close(self) -> None:
+        pass
+
+
+def grade_remotely(part, fn, seed: int | None = None):
+    """Judge ``fn`` as the trusted grader does: the checks here, ``fn`` behind a channel in a thread."""
+    trusted, student = socket.socketpair()
+    served = threading.Thread(target=lambda: Server(student).serve({"student": fn}), daemon=True)
+    served.start()
+    client = Client(trusted, time_limit=60)
+    hello = client.hello()
+    try:
+        return judge_remote(part, client, hello["student"], seed, lambda: InProcessMeasurer(fn))
+    finally:
+        client.finish()
+        served.join(10)
+        student.close()
 
 
 def run(part, fn, capsys, seed=None):
-    """Grade ``fn``, and check that the trusted replay of its grading record agrees check by check."""
+    """Grade ``fn`` in this process (the self-check) and through the channel (the trusted grader);
+    check that both give the same verdict check by check. (A function that delegates to lcteach is
+    judged locally only: behind the channel here the references are at hand, in the sandbox not.)"""
     result = part(fn, seed=seed)
     report = capsys.readouterr()
     assert report.err == "", "graders must not write to stderr (nbgrader would score the cell 0)"
-    replayed = judge(json.loads(json.dumps(result.record, allow_nan=False)))
-    assert replayed.outcomes == result.outcomes, report.out
-    assert (replayed.points, replayed.delegated_to) == (result.points, result.delegated_to)
+    if result.delegated_to:
+        return result, report.out
+    remote = grade_remotely(part, fn, seed)
+    capsys.readouterr()
+    assert [(o.name, o.passed) for o in remote.outcomes] == [(o.name, o.passed) for o in result.outcomes], (
+        report.out + "\n" + remote.report()
+    )
     return result, report.out
 
 
@@ -39,14 +77,16 @@ def release_stub(fn):
     return namespace[fn.__name__]
 
 
-def graded_calls(exercises: Path) -> dict[str, tuple[str, int, dict, str]]:
-    """Grader part -> (the student function its cell grades, the hidden seed, the cell's nbgrader metadata,
-    the cell's source), read from the hidden call ``grade.<part>(<function>, seed=N)`` of each graded code cell."""
+def graded_calls(exercises: Path) -> dict[str, tuple[str, dict, str]]:
+    """Grader part -> (the student function its cell grades, the cell's nbgrader metadata, the cell's
+    source), read from the call ``grade.<part>(<function>)`` that is each graded code cell."""
     calls = {}
     for cell, meta in nbgrader_cells(exercises):
         if meta.get("grade") and cell.cell_type == "code":
-            part, function, seed = HIDDEN_CALL.search(cell.source).groups()
-            calls[part] = (function, int(seed), meta, cell.source)
+            match = GRADED_CALL.match(cell.source.strip())
+            assert match, f"graded cell {meta.get('grade_id')} is not one call grade.<part>(<function>)"
+            part, function = match.groups()
+            calls[part] = (function, meta, cell.source)
     return calls
 
 
@@ -62,9 +102,8 @@ def contract_tests(grade, exercises: Path, total_points: int):
         return getattr(solution, calls[part.__name__][0])
 
     @pytest.mark.parametrize("part", grade.PARTS, **part_ids)
-    @pytest.mark.parametrize("hidden", [False, True], ids=["public", "hidden"])
-    def test_solution_earns_full_marks(part, hidden, capsys):
-        seed = calls[part.__name__][1] if hidden else None
+    @pytest.mark.parametrize("seed", [None, 7331], ids=["public", "graded"])
+    def test_solution_earns_full_marks(part, seed, capsys):
         result, report = run(part, student(part), capsys, seed)
         assert result.points == part.points, report
         assert float(repr(result)) == part.points
@@ -76,13 +115,12 @@ def contract_tests(grade, exercises: Path, total_points: int):
         assert "NotImplementedError" in report
 
     def test_graded_cells_match_the_graders():
-        """Every graded code cell calls its part once visibly and once with a hidden seed; points agree."""
+        """Every graded code cell is the one call of its part, with no hidden seed in it; points agree."""
         assert set(calls) == set(grade.POINTS)
         for name, points in grade.POINTS.items():
-            function, _, meta, source = calls[name]
+            function, meta, source = calls[name]
             assert meta["grade_id"] == f"test_{name}" and meta["points"] == points and meta["locked"]
-            visible, _ = source.split("### BEGIN HIDDEN TESTS")
-            assert visible.strip() == f"grade.{name}({function})"
+            assert source.strip() == f"grade.{name}({function})" and "seed" not in source
             assert callable(getattr(solution, function, None)), f"no solution cell defines {function}"
 
     def test_total_points_and_written_answer():

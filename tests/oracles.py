@@ -185,3 +185,66 @@ def loop_topk_attention(q, k, v, top_k, allowed):
         total = sum(weights.values())
         out[b, h, i] = sum(w / total * v[b, h, j] for j, w in weights.items())
     return out
+
+
+def prefix_lm_allowed(prefix_length):
+    """Prefix-LM: every query sees the prefix 0 .. prefix_length - 1, and the keys up to itself."""
+    return lambda i, j: j < prefix_length or j <= i
+
+
+def document_allowed(lengths, inner=None):
+    """Packed documents, one position at a time: i and j in the same document (both inside the
+    packing) and, if given, ``inner(i', j')`` on positions counted from their document's start."""
+    document, start = [], []
+    for d, length in enumerate(lengths):
+        document += [d] * length
+        start += [sum(lengths[:d])] * length
+
+    def allowed(i, j):
+        if not (0 <= i < len(document) and 0 <= j < len(document)) or document[i] != document[j]:
+            return False
+        return inner is None or bool(inner(i - start[i], j - start[j]))
+
+    return allowed
+
+
+# ---------------------------------------------------------------- score_mods
+
+
+def alibi_bias(heads, n_q, n_k=None):
+    """ALiBi's additive bias, float64 (heads, n_q, n_k), one pair at a time: -2^(-8 (h + 1) / heads) * (i - j)."""
+    n_k = n_q if n_k is None else n_k
+    return torch.tensor(
+        [
+            [[-(2.0 ** (-8.0 * (h + 1) / heads)) * (i - j) for j in range(n_k)] for i in range(n_q)]
+            for h in range(heads)
+        ],
+        dtype=F64,
+    )
+
+
+def modified_attention(q, k, v, mask, modify, scale=None):
+    """Differentiable dense attention with ``modify(scores)`` (elementwise torch ops) before the bool
+    ``mask``: softmax(modify(q k^T * scale)) v. Rows with no allowed key are not supported."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = modify((q @ k.transpose(-2, -1)) * scale).masked_fill(~mask, -math.inf)
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def loop_modified_attention(q, k, v, allowed, modify, scale=None):
+    """Attention one (query, key) pair at a time in float64 with a per-pair score function:
+    ``modify(score, b, h, i, j)`` on Python floats and ints, ``allowed(b, h, i, j)``. out (B, H, Nq, Dv);
+    a query with no allowed key gets zeros."""
+    q, k, v = (t.detach().to(F64) for t in (q, k, v))
+    batch, heads, n_q, dim = q.shape
+    scale = 1.0 / math.sqrt(dim) if scale is None else scale
+    out = torch.zeros(batch, heads, n_q, v.shape[-1], dtype=F64)
+    for b, h, i in itertools.product(range(batch), range(heads), range(n_q)):
+        keys = [j for j in range(k.shape[-2]) if allowed(b, h, i, j)]
+        if not keys:
+            continue
+        scores = [modify(float(q[b, h, i] @ k[b, h, j]) * scale, b, h, i, j) for j in keys]
+        top = max(scores)
+        weights = [math.exp(s - top) for s in scores]
+        out[b, h, i] = sum(w * v[b, h, j] for w, j in zip(weights, keys)) / sum(weights)
+    return out

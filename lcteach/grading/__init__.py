@@ -1,13 +1,15 @@
 """Graders for the course's exercises: ``from lcteach.grading import week1 as grade``.
 
-Each week module exposes one function per graded part, ``grade.<part>(student_fn, seed=None)``;
-``lcteach.grading.core`` holds the engine they share, ``lcteach.grading.record`` the records
-the kernel writes and ``lcteach.grading.policy`` what student code may use. This module holds
-what the autograder needs without loading torch (the release builds notebooks with it).
+Each week package (``week1/``, ``week2/``) declares its graded parts, ``grade.<part>(fn)``,
+with one module of checks per part (``partN_<name>.py``). The engine they share:
+
+- ``session``: the declaration ``Part``, the ``Case`` checks get, running a part's checks;
+- ``results``: outcomes, scores and reports; ``expectations``, ``mask_expectations``: the
+  comparisons checks make;
+- ``local`` (the self-check in a student's notebook, with ``guard``) and ``remote`` (the
+  trusted grader, calling student code through ``channel``);
+- the student's side of a graded run: ``handoff`` (``grade.<part>(fn)`` in the sandboxed
+  kernel), ``kernel`` (the kernel behind its fence), ``worker`` (the measuring process),
+  ``probes`` (grader tools that run next to student code);
+- ``policy``: what the sandbox holds and student code may use.
 """
-
-MIMETYPE = "application/vnd.lcteach.grading-record+json"  # the output bundle a grading record travels in
-
-
-class RecordError(ValueError):
-    """A grading record is damaged or was not written by lcteach.grading."""

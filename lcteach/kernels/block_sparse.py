@@ -9,8 +9,10 @@ the blocks of each query row (segment max with ``scatter_reduce``, segment sums 
 to the number of active blocks, never to n^2; ``block_sparse_work`` counts that work.
 
 An optional ``mask_mod`` (FlexAttention convention) refines the pattern inside the
-computed blocks, e.g. the causal triangle of diagonal blocks. ``block_layout`` derives
-the layout from a mask_mod: a block is active when the mask allows any pair in it.
+computed blocks, e.g. the causal triangle of diagonal blocks, and an optional
+``score_mod`` changes the scores of the computed pairs (ALiBi, soft-capping).
+``block_layout`` derives the layout from a mask_mod: a block is active when the mask allows
+any pair in it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ import torch.nn.functional as F
 
 from lcteach.kernels.tiles import tile_mask
 from lcteach.masks.evaluation import MaskMod
-from lcteach.validation import check_batch_heads, check_mask_mod, check_positive_int, check_qkv
+from lcteach.score_mods.evaluation import ScoreMod
+from lcteach.validation import (
+    check_batch_heads,
+    check_mask_mod,
+    check_mask_mod_on_grids,
+    check_positive_int,
+    check_qkv,
+    check_score_mod,
+)
 
 
 def block_sparse_attention(
@@ -33,6 +43,7 @@ def block_sparse_attention(
     block_size: int,
     *,
     mask_mod: MaskMod | None = None,
+    score_mod: ScoreMod | None = None,
     scale: float | None = None,
 ) -> torch.Tensor:
     """Attention over the (query block, key block) pairs that ``layout`` marks True.
@@ -44,8 +55,11 @@ def block_sparse_attention(
     be multiples of block_size: the last blocks are zero-padded and padded keys are never
     attended. Query i may attend to key j when its block pair is True and, if given,
     ``mask_mod(b, h, i, j)`` is True (evaluated only inside active blocks, on in-range
-    positions). A query with no allowed key gets a zero output (SDPA would give NaN).
-    ``scale`` defaults to 1/sqrt(D).
+    positions). ``score_mod(score, b, h, i, j)`` changes each scaled score of the active blocks
+    before the masks (FlexAttention convention). A query with no allowed key gets a zero
+    output (SDPA would give NaN). ``scale`` defaults to 1/sqrt(D). A mask_mod or score_mod must
+    give on a broadcast index grid what it gives pair by pair: checked once per call on a small
+    probe grid, whatever the block size (ValueError otherwise).
     Returns out (B, H, Nq, Dv); differentiable (autograd through the gathered blocks).
     Cost, with A active (b, h, qi, kj) blocks and s = block_size: O(A * s^2 * (D + Dv))
     time (exactly ``block_sparse_work`` in matrix products) and O(A * s * (s + D + Dv)
@@ -54,16 +68,23 @@ def block_sparse_attention(
     check_qkv(q, k, v)
     check_batch_heads(q, "block_sparse_attention")
     check_positive_int("block_size", block_size)
-    if mask_mod is not None:
-        check_mask_mod(mask_mod)
     batch, heads, n_q, _ = q.shape
     n_k = k.shape[-2]
+    if mask_mod is not None:
+        check_mask_mod_on_grids(mask_mod, batch, heads, n_q, n_k, q.device)
+    if score_mod is not None:
+        check_score_mod(score_mod, q, k)
     grid = _check_layout(layout, batch, heads, (-(-n_q // block_size), -(-n_k // block_size)))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     b, h, qi, kj = grid.to(q.device).nonzero(as_tuple=True)  # the A active blocks
     q_blocks, k_blocks, v_blocks = (_blocks(t, block_size) for t in (q, k, v))  # (B, H, blocks, s, dim)
     scores = (q_blocks[b, h, qi] @ k_blocks[b, h, kj].transpose(-2, -1)).mul_(scale)  # (A, s, s)
-    scores.masked_fill_(~_allowed(b, h, qi, kj, block_size, n_q, n_k, mask_mod), float("-inf"))
+    indices, real_keys = _block_indices(b, h, qi, kj, block_size, n_q, n_k)
+    masked = ~_allowed(indices, real_keys, mask_mod)
+    if score_mod is None:
+        scores.masked_fill_(masked, float("-inf"))
+    else:  # out of place: the score_mod's backward may need its output
+        scores = score_mod(scores, *indices).broadcast_to(scores.shape).masked_fill(masked, float("-inf"))
     # Softmax across all blocks of a query row: every row of a query block shares one segment id.
     segment = (b * heads + h) * grid.shape[-2] + qi  # (A,)
     rows = (batch * heads * grid.shape[-2], block_size)
@@ -128,6 +149,7 @@ def block_layout(
     check_positive_int("q_len", q_len)
     kv_len = q_len if kv_len is None else check_positive_int("kv_len", kv_len)
     check_positive_int("block_size", block_size)
+    check_mask_mod_on_grids(mask_mod, batch or 1, heads or 1, q_len, kv_len, device)
     probe = torch.empty(batch or 1, heads or 1, 0, 0, device=device)  # _tile_mask reads batch, heads, device
     kv_blocks = -(-kv_len // block_size)
     rows = []
@@ -167,14 +189,20 @@ def _blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, pad)).unflatten(-2, (-1, block_size))
 
 
-def _allowed(b, h, qi, kj, block_size: int, n_q: int, n_k: int, mask_mod: MaskMod | None) -> torch.Tensor:
-    """Bool (A, s, s) or (A, 1, s): which pairs of each active block may attend."""
+def _block_indices(b, h, qi, kj, block_size: int, n_q: int, n_k: int):
+    """The (b, h, q_idx, kv_idx) grid of the A active blocks, b, h (A, 1, 1), q_idx (A, s, 1) and
+    kv_idx (A, 1, s), and which keys are real positions (A, 1, s). Padded positions are clamped
+    onto the last one (their pairs are dropped), so a mask_mod or score_mod that indexes a table
+    of length n stays in range."""
     offsets = torch.arange(block_size, device=qi.device)
     q_idx = qi[:, None, None] * block_size + offsets[None, :, None]
     kv_idx = kj[:, None, None] * block_size + offsets[None, None, :]
-    allowed = kv_idx < n_k  # padded keys never count
-    if mask_mod is not None:
-        # Clamped positions keep a mask_mod that indexes a lookup table in range; padded rows are dropped.
-        custom = mask_mod(b[:, None, None], h[:, None, None], q_idx.clamp(max=n_q - 1), kv_idx.clamp(max=n_k - 1))
-        allowed = allowed & torch.as_tensor(custom, device=qi.device)
-    return allowed
+    indices = (b[:, None, None], h[:, None, None], q_idx.clamp(max=n_q - 1), kv_idx.clamp(max=n_k - 1))
+    return indices, kv_idx < n_k
+
+
+def _allowed(indices: tuple[torch.Tensor, ...], real_keys: torch.Tensor, mask_mod: MaskMod | None) -> torch.Tensor:
+    """Bool (A, s, s) or (A, 1, s): which pairs of each active block may attend (padded keys never do)."""
+    if mask_mod is None:
+        return real_keys
+    return real_keys & torch.as_tensor(mask_mod(*indices), device=real_keys.device)

@@ -38,7 +38,8 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 
 from lcteach.kernels.block_sparse import block_layout, block_sparse_attention
 from lcteach.masks.evaluation import MaskMod
-from lcteach.validation import check_batch_heads, check_mask_mod, check_positive_int, check_qkv
+from lcteach.score_mods.evaluation import ScoreMod
+from lcteach.validation import check_batch_heads, check_mask_mod, check_positive_int, check_qkv, check_score_mod
 
 # Masks of up to this many (b, h, q, kv) pairs are built eagerly: materialising them is
 # cheaper than compiling create_block_mask (about 40 MiB of temporaries at the limit).
@@ -54,9 +55,18 @@ _RECOMPILE_LIMIT = 64
 _CPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-# mask_mod -> how far compiling flex_attention for it failed: "dynamic" (its dynamic-shape
-# kernel did not build, so it is compiled for static shapes) or the error that stopped both.
+# mask_mod -> {score_mod or None -> how far compiling flex_attention for the pair failed}: "dynamic"
+# (its dynamic-shape kernel did not build, so it is compiled for static shapes) or the error that
+# stopped both.
 _COMPILE_FAILURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _failure(mask_mod, score_mod) -> str | None:
+    return _COMPILE_FAILURES.get(mask_mod, {}).get(score_mod)
+
+
+def _record_failure(mask_mod, score_mod, failure: str) -> None:
+    _COMPILE_FAILURES.setdefault(mask_mod, {})[score_mod] = failure
 
 
 def flex_sparse_attention(
@@ -65,6 +75,7 @@ def flex_sparse_attention(
     v: torch.Tensor,
     mask_mod: MaskMod,
     *,
+    score_mod: ScoreMod | None = None,
     block_size: int = 128,
     scale: float | None = None,
 ) -> torch.Tensor:
@@ -72,11 +83,14 @@ def flex_sparse_attention(
 
     Shapes: q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv). Query i may attend to key
     j when ``mask_mod(b, h, i, j)`` is True; a query with no allowed key gets a zero
-    output. The BlockMask (blocks of ``block_size``; any Nq, Nk) is built once per
+    output. ``score_mod(score, b, h, i, j)`` changes each scaled score before the mask
+    (FlexAttention's own argument; a new score_mod compiles a new kernel; the path is chosen
+    from q, k and v, so on CPU a score_mod whose captured tensors need gradients takes inputs
+    that require grad, or block_sparse_attention). The BlockMask (blocks of ``block_size``; any Nq, Nk) is built once per
     (mask_mod, B, H, Nq, Nk, block_size, device) and cached (``flex_block_mask``).
     ``scale`` defaults to 1/sqrt(D). Returns out (B, H, Nq, Dv).
-    Path: compiled ``flex_attention`` when ``flex_fallback_reason(q, k, v, mask_mod)`` is
-    None (for inference; on CUDA it also trains); otherwise lcteach.block_sparse_attention
+    Path: compiled ``flex_attention`` when ``flex_fallback_reason(q, k, v, mask_mod, score_mod)``
+    is None (for inference; on CUDA it also trains); otherwise lcteach.block_sparse_attention
     on the mask's cached block layout, which gives the same result and gradients.
     Cost: O(active blocks * block_size^2 * (D + Dv)) time on either path; memory
     O(Nq * Dv) for the fused kernel, O(active blocks * block_size * (block_size + D + Dv))
@@ -85,16 +99,19 @@ def flex_sparse_attention(
     check_qkv(q, k, v)
     check_batch_heads(q, "flex_sparse_attention")
     check_mask_mod(mask_mod)
+    if score_mod is not None:
+        check_score_mod(score_mod, q, k)
     check_positive_int("block_size", block_size)
     batch, heads, n_q, _ = q.shape
     key = (mask_mod, batch, heads, n_q, k.shape[-2], block_size, q.device)
-    if flex_fallback_reason(q, k, v, mask_mod) is None:
+    if flex_fallback_reason(q, k, v, mask_mod, score_mod) is None:
         if not torch.is_grad_enabled():  # no_grad / inference_mode: no graph, so no backward is asked of the kernel
             q, k, v = q.detach(), k.detach(), v.detach()
-        out = _run_compiled(mask_mod, q, k, v, _block_mask(*key), scale)
+        out = _run_compiled(mask_mod, score_mod, q, k, v, _block_mask(*key), scale)
         if out is not None:
             return out
-    return block_sparse_attention(q, k, v, _layout(*key), block_size, mask_mod=mask_mod, scale=scale)
+    layout = _layout(*key)
+    return block_sparse_attention(q, k, v, layout, block_size, mask_mod=mask_mod, score_mod=score_mod, scale=scale)
 
 
 def flex_block_mask(
@@ -122,11 +139,15 @@ def flex_block_mask(
 
 
 def flex_fallback_reason(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask_mod: MaskMod | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask_mod: MaskMod | None = None,
+    score_mod: ScoreMod | None = None,
 ) -> str | None:
     """Why flex_sparse_attention cannot use compiled FlexAttention on these inputs (and this
-    mask_mod, if given), or None if it can, as far as is known before compiling."""
-    failure = _COMPILE_FAILURES.get(mask_mod) if mask_mod is not None else None
+    mask_mod and score_mod, if given), or None if it can, as far as is known before compiling."""
+    failure = _failure(mask_mod, score_mod) if mask_mod is not None else None
     if failure not in (None, "dynamic"):
         return failure
     device = q.device
@@ -164,18 +185,20 @@ def _compiled(fn, dynamic: bool = True):
     return torch.compile(fn, dynamic=dynamic)
 
 
-def _run_compiled(mask_mod, q, k, v, block_mask: BlockMask, scale) -> torch.Tensor | None:
+def _run_compiled(mask_mod, score_mod, q, k, v, block_mask: BlockMask, scale) -> torch.Tensor | None:
     """Compiled flex_attention; None (and the reason in _COMPILE_FAILURES) when it cannot be built."""
-    dynamic = _COMPILE_FAILURES.get(mask_mod) != "dynamic"
+    dynamic = _failure(mask_mod, score_mod) != "dynamic"
     try:
         with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-            return _compiled(flex_attention, dynamic)(q, k, v, block_mask=block_mask, scale=scale)
+            compiled = _compiled(flex_attention, dynamic)
+            return compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale)
     except BackendCompilerFailed as error:
         if dynamic:
-            _COMPILE_FAILURES[mask_mod] = "dynamic"
-            return _run_compiled(mask_mod, q, k, v, block_mask, scale)
+            _record_failure(mask_mod, score_mod, "dynamic")
+            return _run_compiled(mask_mod, score_mod, q, k, v, block_mask, scale)
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        _COMPILE_FAILURES[mask_mod] = f"torch.compile could not build FlexAttention for this mask_mod ({reason})"
+        what = "mask_mod" if score_mod is None else "mask_mod and score_mod"
+        _record_failure(mask_mod, score_mod, f"torch.compile could not build FlexAttention for this {what} ({reason})")
         return None
 
 

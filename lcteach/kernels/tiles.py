@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
-from lcteach.masks.evaluation import MaskMod
-from lcteach.validation import check_positive_int
+from lcteach.masks.evaluation import MaskMod, index_grid
+from lcteach.validation import check_mask_mod_on_grids, check_positive_int
 
 Tile = tuple[int, int, int, int]  # query rows i0:i1 against keys j0:j1
 
@@ -32,11 +32,8 @@ def tile_mask(q: torch.Tensor, tile: Tile, causal: bool, mask_mod: MaskMod | Non
         rows = torch.arange(i0, i1, device=device)[:, None]
         allowed = rows >= torch.arange(j0, j1, device=device)[None, :]
     if mask_mod is not None:
-        b = torch.arange(q.shape[0], device=device)[:, None, None, None]
-        h = torch.arange(q.shape[1], device=device)[None, :, None, None]
-        q_idx = torch.arange(i0, i1, device=device)[None, None, :, None]
-        kv_idx = torch.arange(j0, j1, device=device)[None, None, None, :]
-        custom = torch.as_tensor(mask_mod(b, h, q_idx, kv_idx), device=device)
+        positions = torch.arange(i0, i1, device=device), torch.arange(j0, j1, device=device)
+        custom = torch.as_tensor(mask_mod(*index_grid(q.shape[0], q.shape[1], *positions)), device=device)
         allowed = custom if allowed is None else allowed & custom
     return allowed
 
@@ -70,6 +67,8 @@ def tile_status(
     """
     for name, value in (("n_q", n_q), ("n_k", n_k), ("block_q", block_q), ("block_k", block_k)):
         check_positive_int(name, value)
+    if mask_mod is not None:
+        check_mask_mod_on_grids(mask_mod, 1, 1, n_q, n_k)
     probe = torch.empty(1, 1, 0, 0)  # the tile walk reads only batch, heads and device from q
     status = torch.full((-(-n_q // block_q), -(-n_k // block_k)), SKIPPED, dtype=torch.int64)
     for row, (i0, i1) in enumerate(query_blocks(n_q, block_q)):

@@ -22,12 +22,19 @@ from lcteach.masks.catalog import (
     window_pattern,
 )
 from lcteach.masks.causal import causal_mask, full_mask
+from lcteach.masks.documents import (
+    document_ids,
+    document_offsets,
+    generate_document_mask,
+    random_document_lengths,
+)
 from lcteach.masks.evaluation import (
     FLOPS_PER_PAIR_PER_DIM,
     MaskMod,
     PatternCost,
     count_allowed_pairs,
     evaluate_rows,
+    index_grid,
     mask_name,
     materialize_mask,
     pair_flops,
@@ -36,6 +43,7 @@ from lcteach.masks.evaluation import (
 )
 from lcteach.masks.global_tokens import generate_global
 from lcteach.masks.lookup import LookupTable
+from lcteach.masks.prefix_lm import generate_prefix_lm
 from lcteach.masks.random import generate_random_blocks, generate_random_tokens
 from lcteach.masks.sliding_window import generate_sliding_window, generate_symmetric_window
 from lcteach.masks.strided import generate_strided

@@ -2,7 +2,8 @@
 
 - ``WINDOW_PATTERNS`` / ``window_pattern``: the Week 1 window explorer's three patterns;
 - ``SPARSE_PATTERNS`` / ``sparse_pattern`` (with ``PATTERN_PARAMETERS``, the settings each
-  reads): the Week 2 mask, composition and reachability explorers;
+  reads): the Week 2 mask, composition and reachability explorers, sparse patterns and the
+  two structural ones (prefix-LM, packed documents);
 - ``COMBINE`` / ``combine``: and_masks / or_masks by name;
 - ``recall_patterns``: the four causal patterns of the associative-recall experiment.
 """
@@ -15,8 +16,10 @@ from torch.nn.attention.flex_attention import and_masks, or_masks
 from lcteach.masks.bigbird import generate_bigbird
 from lcteach.masks.block_sparse import generate_block_sparse
 from lcteach.masks.causal import causal_mask, full_mask
+from lcteach.masks.documents import generate_document_mask, random_document_lengths
 from lcteach.masks.evaluation import MaskMod, mask_name
 from lcteach.masks.global_tokens import generate_global
+from lcteach.masks.prefix_lm import generate_prefix_lm
 from lcteach.masks.random import generate_random_blocks
 from lcteach.masks.sliding_window import generate_sliding_window, generate_symmetric_window
 from lcteach.masks.strided import generate_strided
@@ -38,6 +41,8 @@ SPARSE_PATTERNS = (
     "random blocks",
     "BigBird",
     "block-sparse",
+    "prefix-LM",
+    "packed documents",
 )
 
 
@@ -49,6 +54,8 @@ PATTERN_PARAMETERS = {  # the sliders each pattern reads
     "random blocks": {"random_blocks", "block_size"},
     "BigBird": {"window", "global_tokens", "random_blocks", "block_size"},
     "block-sparse": {"block_size"},
+    "prefix-LM": {"prefix"},
+    "packed documents": {"documents"},
 }
 
 
@@ -68,12 +75,17 @@ def sparse_pattern(
     global_tokens: int,
     random_blocks: int,
     block_size: int,
+    prefix: int,
+    documents: int,
     seed: int = 0,
 ) -> MaskMod:
     """The mask_mod the explorers draw for ``pattern`` (one of SPARSE_PATTERNS) at length n.
 
+    "packed documents" packs ``documents`` causal documents of random lengths (drawn from
+    ``seed``, ``random_document_lengths``) into the n positions, as pretraining does.
     Raises the library's ValueError for impossible values (an even symmetric window, a
-    block size that does not divide n, more random blocks than a row has).
+    block size that does not divide n, more random blocks than a row has, more documents
+    than positions).
     """
     if pattern == "sliding window":
         return generate_sliding_window(window)
@@ -89,6 +101,10 @@ def sparse_pattern(
         return generate_bigbird(window, global_tokens, random_blocks, block_size, n, seed=seed)
     if pattern == "block-sparse":
         return generate_block_sparse(local_block_layout(check_blocks(n, block_size)), block_size)
+    if pattern == "prefix-LM":
+        return generate_prefix_lm(prefix)
+    if pattern == "packed documents":
+        return generate_document_mask(random_document_lengths(n, documents, seed=seed), causal_mask)
     raise ValueError(f"pattern must be one of {SPARSE_PATTERNS}, got {pattern!r}")
 
 

@@ -40,6 +40,21 @@ def materialize_mask(
     return create_mask(mask_mod, batch, heads, q_len, kv_len, device=device)
 
 
+def index_grid(
+    batch: int, heads: int, q_idx: torch.Tensor, kv_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The broadcast index grid on which lcteach's kernels call mask_mods and score_mods.
+
+    Given 1-D query and key positions, returns b (batch, 1, 1, 1), h (1, heads, 1, 1),
+    q_idx (1, 1, Nq, 1) and kv_idx (1, 1, 1, Nk), on the positions' device: a mask_mod of
+    elementwise ops then returns a (batch or 1, heads or 1, Nq, Nk) bool tensor.
+    """
+    device = q_idx.device
+    b = torch.arange(batch, device=device)[:, None, None, None]
+    h = torch.arange(heads, device=device)[None, :, None, None]
+    return b, h, q_idx[None, None, :, None], kv_idx[None, None, None, :]
+
+
 def evaluate_rows(mask_mod: MaskMod, q_idx: torch.Tensor, kv_len: int) -> torch.Tensor:
     """The mask_mod on queries ``q_idx`` (1-D int tensor) against keys 0..kv_len-1, with b = h = 0.
 

@@ -61,6 +61,15 @@ def two_panels(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, A
     return ax.figure, ax, bottom
 
 
+def side_by_side(ax: Axes | None, count: int, figsize: tuple[float, float]) -> tuple[Figure, list[Axes]]:
+    """``count`` panels in a row: a new figure, or the given ax split into ``count``."""
+    if ax is None:
+        fig = NotebookFigure(figsize=figsize, layout="constrained")
+        return fig, list(np.atleast_1d(fig.subplots(1, count)))
+    divider = make_axes_locatable(ax)
+    return ax.figure, [ax] + [divider.append_axes("right", size="100%", pad=0.9) for _ in range(count - 1)]
+
+
 def to_numpy(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()

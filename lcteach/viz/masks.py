@@ -5,18 +5,17 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from lcteach.masks.catalog import combine
 from lcteach.masks.evaluation import MaskMod, PatternCost, mask_name, materialize_mask, pattern_density, pattern_flops
 from lcteach.viz.figures import (
     ALLOWED_COLOR,
     MASKED_COLOR,
-    NotebookFigure,
     as_matrix,
     colorbar,
     heatmap,
     new_axes,
+    side_by_side,
     with_note,
 )
 
@@ -67,12 +66,7 @@ def plot_composition(a: MaskMod, b: MaskMod, n: int, op: str = "or", *, ax: Axes
     Each panel is titled with its pattern's name and density; given ``ax``, it is split in three.
     """
     combined = combine(a, b, op)
-    if ax is None:
-        fig = NotebookFigure(figsize=(15, 4.8), layout="constrained")
-        panels = fig.subplots(1, 3)
-    else:
-        divider = make_axes_locatable(ax)
-        fig, panels = ax.figure, [ax] + [divider.append_axes("right", size="100%", pad=0.9) for _ in range(2)]
+    fig, panels = side_by_side(ax, 3, (15, 4.8))
     labels = (f"A: {mask_name(a)}", f"B: {mask_name(b)}", f"A {op} B")
     for panel, label, mask_mod in zip(panels, labels, (a, b, combined), strict=True):
         density = pattern_density(mask_mod, n, progress=False)

@@ -9,9 +9,18 @@ from lcteach.widgets.explorer import Controls, Explorer, dropdown, info_line, sl
 
 
 def pattern_controls(
-    n: int, window: int, stride: int, global_tokens: int, random_blocks: int, block_size: int, n_max: int
+    n: int,
+    window: int,
+    stride: int,
+    global_tokens: int,
+    random_blocks: int,
+    block_size: int,
+    prefix: int,
+    documents: int,
+    n_max: int,
 ) -> Controls:
-    """The sliders of the Week 2 pattern explorers, by name (n, window, stride, global tokens, random blocks, block size)."""
+    """The sliders of the Week 2 pattern explorers, by name (n, window, stride, global tokens,
+    random blocks, block size, prefix length, number of packed documents)."""
     return {
         "n": slider("n", n, 16, n_max, 16),
         "window": slider("window", window, 1, 128),
@@ -19,13 +28,15 @@ def pattern_controls(
         "global_tokens": slider("global tokens", global_tokens, 1, 16),
         "random_blocks": slider("random blocks", random_blocks, 1, 8),
         "block_size": slider("block size", block_size, 1, 128),
+        "prefix": slider("prefix", prefix, 0, n_max),
+        "documents": slider("documents", documents, 1, 16),
     }
 
 
 def enable_pattern_controls(c: Controls, *patterns: str) -> None:
     """Enable only the sliders that the chosen patterns read."""
     used = set().union(*(PATTERN_PARAMETERS[pattern] for pattern in patterns))
-    for name in ("window", "stride", "global_tokens", "random_blocks", "block_size"):
+    for name in ("window", "stride", "global_tokens", "random_blocks", "block_size", "prefix", "documents"):
         c[name].disabled = name not in used
 
 
@@ -38,16 +49,18 @@ def mask_explorer(
     global_tokens: int = 2,
     random_blocks: int = 2,
     block_size: int = 16,
+    prefix: int = 64,
+    documents: int = 4,
     seed: int = 0,
 ) -> Explorer:
     """Pick a sparse pattern and its parameters; see its mask, density and FLOPs saved vs dense.
 
     Sliders a pattern does not read are disabled. Impossible values (an even symmetric
     window, a block size that does not divide n) show a message instead of the picture.
-    Random patterns are drawn from ``seed``.
+    Random patterns and the document lengths are drawn from ``seed``.
     """
     controls = {"pattern": dropdown("pattern", SPARSE_PATTERNS, pattern)}
-    controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, 1024)
+    controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, prefix, documents, 1024)
 
     def render(pattern: str, n: int, **params):
         mask_mod = sparse_pattern(pattern, n, seed=seed, **params)
@@ -73,6 +86,8 @@ def composition_explorer(
     global_tokens: int = 2,
     random_blocks: int = 1,
     block_size: int = 8,
+    prefix: int = 16,
+    documents: int = 3,
     seed: int = 0,
 ) -> Explorer:
     """Join two sparse patterns with and_masks / or_masks; see A, B and the result side by side.
@@ -84,7 +99,7 @@ def composition_explorer(
         "op": dropdown("op", tuple(COMBINE), op),
         "B": dropdown("B", SPARSE_PATTERNS, b),
     }
-    controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, 256)
+    controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, prefix, documents, 256)
 
     def render(A: str, op: str, B: str, n: int, **params):
         first, second = (sparse_pattern(name, n, seed=seed, **params) for name in (A, B))

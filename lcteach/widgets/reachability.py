@@ -19,12 +19,14 @@ def reachability_explorer(
     global_tokens: int = 1,
     random_blocks: int = 1,
     block_size: int = 8,
+    prefix: int = 16,
+    documents: int = 3,
     seed: int = 0,
 ) -> Explorer:
     """Stack ``layers`` layers of a sparse pattern; see how many layers each key needs to reach
     each query (grey: not within the layers). Info: the fewest layers for full reach."""
     controls = {"pattern": dropdown("pattern", SPARSE_PATTERNS, pattern), "layers": slider("layers", layers, 1, 256)}
-    controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, 256)
+    controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, prefix, documents, 256)
 
     def render(pattern: str, layers: int, n: int, **params):
         mask_mod = sparse_pattern(pattern, n, seed=seed, **params)

@@ -20,13 +20,17 @@
 # **How grading works.** Each check cell runs your function on random inputs and compares the
 # result with the course's reference implementation. It prints which checks passed, what was
 # expected, what it saw, and a hint; the number at the bottom of the cell is your score for
-# that part. When you submit, the same checks run again on inputs you have not seen, and those
-# decide the grade, so make your function correct rather than make the checks pass.
+# that part. When you submit, the grader runs your notebook in a sandbox and calls your
+# functions from its own process, on inputs drawn for you alone that you have not seen: those
+# calls decide the grade, so make your function correct rather than make the checks pass.
+# Part 5's memory is measured from outside: your notebook's code runs again in a fresh
+# process, and all the memory that process holds while your function runs counts.
 #
 # **Rules.**
-# - Write your functions with `torch` (and `numpy`, `math`) only. Calling the `lcteach`
-#   reference implementations, `torch.nn.functional.scaled_dot_product_attention` or
-#   `flex_attention` inside a graded function earns 0 for that part.
+# - Write your functions with `torch` (and `numpy`, `math`) only. Graded runs do not have the
+#   `lcteach` reference implementations, and `torch.nn.functional.scaled_dot_product_attention`
+#   and `flex_attention` raise an error there: a graded function that calls them fails its
+#   checks.
 # - Do not edit or delete the check cells; they are restored from the original when grading.
 # - Tensors are `(batch, heads, seq, dim)`, as everywhere in the course.
 
@@ -73,9 +77,6 @@ def dense_attention(q, k, v, mask=None):
 
 # %% nbgrader={"grade": true, "grade_id": "test_dense_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 grade.dense_attention(dense_attention)
-### BEGIN HIDDEN TESTS
-grade.dense_attention(dense_attention, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 2: the causal mask as a `mask_mod` (1 point)
@@ -98,9 +99,6 @@ def causal_mask(b, h, q_idx, kv_idx):
 
 # %% nbgrader={"grade": true, "grade_id": "test_causal_mask", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 grade.causal_mask(causal_mask)
-### BEGIN HIDDEN TESTS
-grade.causal_mask(causal_mask, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # You can look at your mask with FlexAttention's own materialiser:
@@ -138,9 +136,6 @@ def generate_sliding_window(window):
 
 # %% nbgrader={"grade": true, "grade_id": "test_sliding_window", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 grade.sliding_window(generate_sliding_window)
-### BEGIN HIDDEN TESTS
-grade.sliding_window(generate_sliding_window, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 4: online softmax, one block at a time (3 points)
@@ -180,9 +175,6 @@ def online_softmax_step(m, l, acc, scores, values):
 
 # %% nbgrader={"grade": true, "grade_id": "test_online_softmax_step", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 grade.online_softmax_step(online_softmax_step)
-### BEGIN HIDDEN TESTS
-grade.online_softmax_step(online_softmax_step, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 5: tiled attention in O(n) memory (4 points)
@@ -228,9 +220,6 @@ def tiled_attention(q, k, v, block_size=128):
 
 # %% nbgrader={"grade": true, "grade_id": "test_tiled_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 grade.tiled_attention(tiled_attention)
-### BEGIN HIDDEN TESTS
-grade.tiled_attention(tiled_attention, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 6: chunked processing with overlap (3 points)
@@ -271,9 +260,6 @@ def process_in_chunks(fn, x, chunk_size, overlap):
 
 # %% nbgrader={"grade": true, "grade_id": "test_process_in_chunks", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 grade.process_in_chunks(process_in_chunks)
-### BEGIN HIDDEN TESTS
-grade.process_in_chunks(process_in_chunks, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 7: fitting the scaling exponent (2 points)
@@ -297,9 +283,6 @@ def fit_exponent(ns, values):
 
 # %% nbgrader={"grade": true, "grade_id": "test_fit_exponent", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 grade.fit_exponent(fit_exponent)
-### BEGIN HIDDEN TESTS
-grade.fit_exponent(fit_exponent, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # Try it on your own machine: time your `dense_attention` and fit the exponent.

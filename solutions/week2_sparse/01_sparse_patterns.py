@@ -34,30 +34,45 @@
 #    off-by-ones and all;
 # 2. count its pairs: its density and its FLOPs against dense attention;
 # 3. build the big patterns out of small ones with `and_masks` and `or_masks`;
-# 4. say what each pattern cannot see in one layer. (Lecture 2 stacks layers and counts the
-#    cost of every method; Lecture 3 trains models with these patterns.)
+# 4. say what each pattern cannot see in one layer (Lecture 2 stacks layers and counts the
+#    cost of every method; Lecture 3 trains models with these patterns);
+# 5. meet the masks practitioners reach for first, prefix-LM and packed documents, and the
+#    other half of FlexAttention's API: `score_mod`s that change scores instead of removing
+#    them (ALiBi and soft-capping).
 
 # %%
 import torch
 from torch.nn.attention.flex_attention import and_masks, or_masks
 
 from lcteach import (
+    alibi_slopes,
+    banded_attention,
     causal_mask,
+    dense_attention,
+    document_ids,
+    document_offsets,
     evaluate_rows,
+    generate_alibi,
     generate_bigbird,
     generate_block_sparse,
+    generate_document_mask,
     generate_global,
+    generate_prefix_lm,
     generate_random_blocks,
     generate_random_tokens,
     generate_sliding_window,
+    generate_softcap,
     generate_strided,
     generate_symmetric_window,
     materialize_mask,
+    materialize_scores,
     pattern_flops,
     plot_composition,
     plot_pattern,
+    tiled_attention,
 )
-from lcteach.masks import local_block_layout
+from lcteach.masks import local_block_layout, random_document_lengths
+from lcteach.viz import plot_score_bias, plot_score_curve
 from lcteach.widgets import composition_explorer, mask_explorer
 
 _ = torch.manual_seed(0)
@@ -344,7 +359,85 @@ plot_composition(causal_mask, generate_bigbird(7, 2, 2, 8, 48, seed=0), 48, "and
 composition_explorer()
 
 # %% [markdown]
-# ## 9. The mask explorer
+# ## 9. Structure, not sparsity: prefix-LM and packed documents
+#
+# Two masks that practitioners reach for before any sparse pattern do not save much compute
+# at all. They encode the *structure* of the input: which tokens belong together, and which may
+# be read in both directions.
+#
+# A **prefix-LM** (UniLM, T5's prefix LM, PaliGemma) reads a prefix, such as a prompt, a source
+# sentence or an image, bidirectionally, and generates the rest causally. Query $i$ attends key
+# $j$ when $j < P$ or $j \le i$, with $P$ the prefix length:
+
+# %%
+print("generate_prefix_lm(3) on 8 positions: the prefix is positions 0, 1, 2")
+print(materialize_mask(generate_prefix_lm(3), 8)[0, 0].int())
+
+# %% [markdown]
+# The off-by-one: the prefix is positions $0 \dots P-1$. So `generate_prefix_lm(0)` and
+# `generate_prefix_lm(1)` are both plain causal attention (a one-token prefix sees only itself),
+# and $P \ge n$ is full attention. The prefix adds $P(P-1)/2$ pairs to causal attention: the
+# keys *after* their query inside the prefix, the upper triangle of the top-left square.
+
+# %%
+n, prefix = 64, 16
+extra = pattern_flops(generate_prefix_lm(prefix), n, progress=False).allowed_pairs
+extra -= pattern_flops(causal_mask, n, progress=False).allowed_pairs
+print(f"pairs beyond causal at n = {n}, P = {prefix}: {extra} = P(P-1)/2 = {prefix * (prefix - 1) // 2}")
+plot_pattern(generate_prefix_lm(prefix), n)
+
+# %% [markdown]
+# **Packed documents.** Pretraining rarely pads. It packs documents of different lengths back
+# to back into rows of fixed length, so that every position is a real token. Attention must then
+# stay inside each document: the first token of an article must not read the end of an
+# unrelated one. A packing is given by its document lengths, or equivalently by the **offsets**
+# where the documents start, or by a **document id** per position:
+
+# %%
+lengths = [5, 3, 8]
+print("lengths:     ", lengths)
+print("offsets:     ", document_offsets(lengths).tolist(), " (document d covers offsets[d] .. offsets[d+1] - 1)")
+print("document ids:", document_ids(lengths).tolist())
+
+# %% [markdown]
+# `generate_document_mask(lengths, causal_mask)` allows a pair when both positions lie in the
+# same document and the causal mask allows them there: a staircase of causal triangles.
+
+# %%
+plot_pattern(generate_document_mask(lengths, causal_mask), sum(lengths))
+
+# %% [markdown]
+# The second argument runs *inside* each document, on positions counted from the document's
+# start ($i - \text{offsets}[d]$). For a causal mask or a window that changes nothing, since they
+# depend on $i - j$ only, so `and_masks(generate_document_mask(lengths), causal_mask)` is the same
+# staircase. A pattern anchored at position 0 is different: a prefix-LM *per document* gives
+# every document its own prefix, which `and_masks` with one global prefix does not.
+
+# %%
+per_document = materialize_mask(generate_document_mask(lengths, generate_prefix_lm(2)), 16)[0, 0]
+one_prefix = materialize_mask(and_masks(generate_document_mask(lengths), generate_prefix_lm(2)), 16)[0, 0]
+print("each document starts with a 2-token prefix:")
+print(per_document.int())
+print("pairs that the per-document version adds:", int((per_document & ~one_prefix).sum()))
+
+# %% [markdown]
+# Two properties keep the mask safe inside kernels. A position outside the packing (past its
+# end, or negative after shifting positions by an offset) belongs to no document, so it is
+# never attended: False, never an index error. And the cost falls with the documents: $\sum_d
+# l_d(l_d + 1)/2$ pairs instead of $n(n+1)/2$, so a row is as expensive as its longest
+# document, not as its length. Eight documents of random lengths in a row of 4096:
+
+# %%
+n = 4_096
+packed = random_document_lengths(n, 8, seed=0)
+cost = pattern_flops(generate_document_mask(packed, causal_mask), n, progress=False)
+causal_cost = pattern_flops(causal_mask, n, progress=False)
+print("document lengths:", packed)
+print(f"causal attention keeps {causal_cost.density:.1%} of the pairs, the packed causal documents {cost.density:.1%}")
+print(f"that is {cost.speedup:.1f}x fewer FLOPs than dense attention")
+
+# %% [markdown]
+# ## 10. The mask explorer
 #
 # All the patterns of this lecture in one place. Pick a pattern, move its sliders, and watch
 # the density and the FLOPs saved against dense attention; sliders a pattern does not use
@@ -353,13 +446,15 @@ composition_explorer()
 # - BigBird at `n` = 256, then 1024: the density falls, the picture keeps its shape;
 # - the symmetric window with an even `window`: the explorer says why it cannot draw it;
 # - random blocks with a `block size` that does not divide `n`;
-# - strided with `stride` 1 (full attention) and with `stride` equal to `n`.
+# - strided with `stride` 1 (full attention) and with `stride` equal to `n`;
+# - prefix-LM with `prefix` 0, 1 and `n` (two of them are the same pattern);
+# - packed documents with 1 document (causal attention) and with 16.
 
 # %%
 mask_explorer()
 
 # %% [markdown]
-# ## 10. What each pattern cannot see
+# ## 11. What each pattern cannot see
 #
 # Sparsity is a bet on where the useful keys are. In **one** layer a query sees only its
 # allowed keys; everything else reaches it, if at all, through other tokens in earlier layers
@@ -409,6 +504,102 @@ for name, pattern in patterns.items():
 # **Check your understanding.** Query 200 of the Sparse Transformer pattern ($s = 16$) cannot
 # see key 183. Name a key that query 200 *can* see and that can itself see key 183. How many
 # layers does the fact at 183 need to reach query 200?
+
+# %% [markdown]
+# ## 12. Changing scores instead of removing them: `score_mod`
+#
+# A mask answers yes or no. Some of the most used attention variants instead *change* the score
+# of a pair. FlexAttention's second hook is the `score_mod`:
+#
+# $$\texttt{score\_mod}(s, b, h, i, j) \to s', \qquad s = q_i \cdot k_j / \sqrt d,$$
+#
+# applied to the scaled score of every pair **before** the mask, so a masked pair stays masked
+# whatever the score_mod returns. Like a `mask_mod` it is built from elementwise tensor ops,
+# and every `lcteach` kernel (`dense_attention`, `tiled_attention`, `banded_attention`,
+# `block_sparse_attention`, `flex_sparse_attention`) takes one as `score_mod=`.
+#
+# **ALiBi** (Press et al., 2022) replaces position embeddings with a penalty that grows linearly
+# with distance: head $h$ adds $-m_h (i - j)$, with slopes $m_h = 2^{-8(h+1)/H}$ for heads
+# $h = 0 \dots H-1$ (counted from 0, as FlexAttention's `h`). With 8 heads:
+
+# %%
+print("ALiBi slopes, 8 heads:", alibi_slopes(8).tolist())
+
+# %% [markdown]
+# What ALiBi adds to each score, for the steepest head and the flattest one; the future is
+# masked (grey), because ALiBi is meant for causal attention (for $j > i$ the bias would be a
+# *bonus*):
+
+# %%
+plot_score_bias(generate_alibi(8), 16, heads=(0, 7), mask_mod=causal_mask)
+
+# %% [markdown]
+# A score_mod that only adds a bias is an additive mask. So ALiBi through `dense_attention`
+# must equal PyTorch's `scaled_dot_product_attention` with a float `attn_mask`: the bias where
+# the mask allows, $-\infty$ where it does not.
+
+# %%
+generator = torch.Generator().manual_seed(0)
+q, k, v = (torch.randn(1, 8, 32, 16, generator=generator, dtype=torch.float64) for _ in range(3))
+alibi = generate_alibi(8)
+bias = materialize_scores(alibi, 32, heads=8).masked_fill(~materialize_mask(causal_mask, 32), float("-inf"))
+ours, _ = dense_attention(q, k, v, causal=True, score_mod=alibi)
+sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+print(f"dense_attention with ALiBi vs SDPA with its bias: max difference {(ours - sdpa).abs().max():.1e}")
+
+# %% [markdown]
+# What does the bias do on its own? Give every pair the same raw score (zero queries): the
+# weights are then ALiBi's prior alone, $\propto e^{-m_h d}$ for a key $d$ positions back. How
+# far back query 31 looks on average shows eight heads with eight horizons: from a neighbour or
+# two (head 0, whose weights halve every $\ln 2 / m_0 \approx 1.4$ positions) to almost uniform
+# over the 32 keys (head 7, half-life 177 positions; uniform weights would give 15.5):
+
+# %%
+_, weights = dense_attention(torch.zeros_like(q), k, v, causal=True, score_mod=alibi)
+distance = torch.arange(31, -1, -1, dtype=torch.float64)  # how far back each key is from query 31
+print("mean distance looked back by query 31, per head:", [round(float(d), 1) for d in weights[0, :, 31] @ distance])
+
+# %% [markdown]
+# **Soft-capping** (Gemma 2, Grok-1) squashes every score into $(-c, c)$ with
+# $s \mapsto c \tanh(s / c)$. Nearly the identity for $|s| \ll c$ (slope 1 at 0), it bends
+# only the outliers, so one key can beat another by at most $2c$ in the softmax. Gemma 2 caps its
+# attention logits at $c = 50$:
+
+# %%
+plot_score_curve(generate_softcap(50.0), title="generate_softcap(50): scores bounded to (-50, 50)")
+
+# %% [markdown]
+# The effect on one query that finds one key with an outsized score: without the cap it puts
+# all its weight there; with a cap (here a small one, $c = 3$, to make it visible) the other keys
+# keep a share.
+
+# %%
+q1 = torch.zeros(1, 1, 1, 16, dtype=torch.float64)
+q1[..., 0] = 4.0
+keys = torch.zeros(1, 1, 16, 16, dtype=torch.float64)
+keys[..., 0, 0] = 20.0  # key 0 scores 4 * 20 / sqrt(16) = 20, every other key 0
+for label, score_mod in (("no score_mod", None), ("softcap 3", generate_softcap(3.0))):
+    _, w = dense_attention(q1, keys, keys, score_mod=score_mod)
+    print(f"{label:>12}: weight on key 0 = {float(w[0, 0, 0, 0]):.3f}, on each other key = {float(w[0, 0, 0, 1]):.3f}")
+
+# %% [markdown]
+# Masks and score_mods combine freely. Gemma 2's local layers are a sliding window **with**
+# soft-capping; `banded_attention` computes the window without an $n \times n$ buffer, and
+# `tiled_attention` the same from the `mask_mod`, with the score_mod applied tile by tile:
+
+# %%
+q, k, v = (torch.randn(1, 2, 256, 16, generator=generator, dtype=torch.float64) for _ in range(3))
+softcap = generate_softcap(5.0)
+banded = banded_attention(q * 4, k, v, 32, score_mod=softcap)
+tiled, _ = tiled_attention(q * 4, k, v, mask_mod=generate_sliding_window(32), score_mod=softcap)
+dense, _ = dense_attention(q * 4, k, v, materialize_mask(generate_sliding_window(32), 256), score_mod=softcap)
+print(f"banded vs dense: {(banded - dense).abs().max():.1e};  tiled vs dense: {(tiled - dense).abs().max():.1e}")
+
+# %% [markdown]
+# **Check your understanding.** ALiBi needs no position embeddings, yet it knows which key is
+# nearer. Why can an ALiBi model read sequences longer than it was trained on, when learned
+# absolute position embeddings cannot? And why does soft-capping at $c = 50$ change almost
+# nothing for scores of ordinary size?
 #
 # ## Summary
 #
@@ -423,3 +614,10 @@ for name, pattern in patterns.items():
 #   rises.
 # - In one layer every sparse pattern is blind to most keys; what it can reach over several
 #   layers is the subject of Lecture 2.
+# - Prefix-LM reads positions $0 \dots P-1$ both ways and the rest causally ($P \le 1$ is
+#   causal). Packed documents attend only inside their document; a `mask_mod` given to
+#   `generate_document_mask` runs in document coordinates, and positions outside the packing
+#   attend nothing.
+# - A `score_mod(score, b, h, q_idx, kv_idx)` changes scores before the mask: ALiBi adds
+#   $-m_h (i - j)$ with $m_h = 2^{-8(h+1)/H}$, an additive bias; soft-capping maps $s$ to
+#   $c \tanh(s/c)$. Every `lcteach` kernel takes `score_mod=`.

@@ -23,16 +23,18 @@
 # **How grading works.** Each check cell runs your function on random inputs and compares the
 # result with the course's reference implementation. It prints which checks passed, what was
 # expected, what it saw, and a hint; the number at the bottom of the cell is your score for
-# that part. When you submit, the same checks run again on inputs you have not seen, and those
-# decide the grade, so make your function correct rather than make the checks pass. Part 5 is
-# also graded by measurement: the grader counts the work your kernel does.
+# that part. When you submit, the grader runs your notebook in a sandbox and calls your
+# functions from its own process, on inputs drawn for you alone that you have not seen: those
+# calls decide the grade, so make your function correct rather than make the checks pass.
+# Part 5 is also graded by measurement: your notebook's code runs again in a fresh process,
+# and the grader times from outside the work your kernel does.
 #
 # **Rules.**
 # - Write your functions with `torch` (and `numpy`, `math`) only. FlexAttention's pattern tools
 #   `create_mask`, `or_masks` and `and_masks` are allowed: they are how real code builds
-#   patterns. Calling the `lcteach` reference implementations,
-#   `torch.nn.functional.scaled_dot_product_attention` or `flex_attention` inside a graded
-#   function earns 0 for that part.
+#   patterns. Graded runs do not have the `lcteach` reference implementations, and
+#   `torch.nn.functional.scaled_dot_product_attention` and `flex_attention` raise an error
+#   there: a graded function that calls them fails its checks.
 # - Do not edit or delete the check cells; they are restored from the original when grading.
 # - Tensors are `(batch, heads, seq, dim)`; positions start at 0; a mask is `True` where the
 #   query *may attend* to the key.
@@ -102,9 +104,6 @@ def generate_strided(stride, causal=False):
 
 # %% nbgrader={"grade": true, "grade_id": "test_strided", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 grade.strided(generate_strided)
-### BEGIN HIDDEN TESTS
-grade.strided(generate_strided, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # Look at it: stride 3 over 9 tokens, both ways and causal.
@@ -156,9 +155,6 @@ def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):
 
 # %% nbgrader={"grade": true, "grade_id": "test_random_block_layout", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 grade.random_block_layout(random_block_layout)
-### BEGIN HIDDEN TESTS
-grade.random_block_layout(random_block_layout, seed=7331)
-### END HIDDEN TESTS
 
 # %%
 print(random_block_layout(6, 6, 2, seed=1).int())
@@ -210,9 +206,6 @@ def generate_longformer(window, global_tokens):
 
 # %% nbgrader={"grade": true, "grade_id": "test_longformer", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 grade.longformer(generate_longformer)
-### BEGIN HIDDEN TESTS
-grade.longformer(generate_longformer, seed=7331)
-### END HIDDEN TESTS
 
 # %%
 show(generate_longformer(3, [0, 6]), 10)
@@ -266,9 +259,6 @@ def generate_bigbird(window, global_tokens, layout, block_size, causal=False):
 
 # %% nbgrader={"grade": true, "grade_id": "test_bigbird", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 grade.bigbird(generate_bigbird)
-### BEGIN HIDDEN TESTS
-grade.bigbird(generate_bigbird, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # How sparse is it? At n = 4096 with blocks of 64, a window of about 3 blocks (193 keys), 2
@@ -339,9 +329,6 @@ def block_sparse_attention(q, k, v, layout, block_size):
 
 # %% nbgrader={"grade": true, "grade_id": "test_block_sparse_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 grade.block_sparse_attention(block_sparse_attention)
-### BEGIN HIDDEN TESTS
-grade.block_sparse_attention(block_sparse_attention, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # Time follows the work. Below, your kernel at n = 4096 with 1, 4 and 16 active key blocks per
@@ -395,9 +382,6 @@ def topk_attention(q, k, v, top_k, causal=False, mask_mod=None):
 
 # %% nbgrader={"grade": true, "grade_id": "test_topk_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 grade.topk_attention(topk_attention)
-### BEGIN HIDDEN TESTS
-grade.topk_attention(topk_attention, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # How much of the attention does top-k keep? Below, the share of ordinary attention's weight
@@ -462,9 +446,6 @@ def minimal_layers(pattern, n=None, causal=None):
 
 # %% nbgrader={"grade": true, "grade_id": "test_minimal_layers", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 grade.minimal_layers(minimal_layers)
-### BEGIN HIDDEN TESTS
-grade.minimal_layers(minimal_layers, seed=7331)
-### END HIDDEN TESTS
 
 # %% [markdown]
 # The patterns of this week at n = 256, with windows of 17 keys. Strided attention alone never

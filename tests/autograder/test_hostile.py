@@ -165,12 +165,14 @@ CASES: dict[str, Case] = {
         [
             suffix(
                 "dense_attention",
-                "import lcteach.grading.core as core\n"
-                "core.expect_close = lambda *a, **k: None\n" + WRAP_DENSE + "    return _honest(q * 2, k, v, mask)",
+                "import lcteach.grading.expectations as expectations\n"
+                "expectations.expect_close = lambda *a, **k: None\n"
+                + WRAP_DENSE
+                + "    return _honest(q * 2, k, v, mask)",
             )
         ],
         0,
-        ["found: tampering: changes `core.expect_close`"],
+        ["found: tampering: changes `expectations.expect_close`"],
     ),
     "replaces_grader": Case(
         2, [suffix("dense_attention", "grade.dense_attention = lambda fn, seed=None: 3.0")], 0, ["tampering"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder.preprocessors import grader_call, restore_cells
+from autograder.judging import GraderCall, grader_call
+from autograder.preprocessors import restore_cells
 from autograder.tampering import inspect_cells
 
 IMPORTS = "import torch\nimport numpy as np\nimport lcteach\nfrom lcteach.grading import week1 as grade\n"
@@ -20,15 +21,13 @@ def kinds(code: str) -> list[str]:
     "code",
     [
         "grade.dense_attention = lambda fn, seed=None: 3.0",
-        "import lcteach.grading.core as core\ncore.expect_close = lambda *a, **k: None",
-        "from lcteach.grading import core\nsetattr(core, 'judge', None)",
+        "import lcteach.grading.expectations as expectations\nexpectations.expect_close = lambda *a, **k: None",
+        "from lcteach.grading import session\nsetattr(session, 'judge', None)",
         "grade = None",
         "import sys\nsys.setprofile(None)",
         "import sys\nsys.displayhook(3.0)",
-        "from lcteach.grading.record import MIMETYPE",
-        "x = {'application/vnd.lcteach.grading-record+json': {}}",
         "class Fake:\n    def _repr_mimebundle_(self, **kw):\n        return {}",
-        "import importlib\nimportlib.import_module('lcteach.grading.core')",
+        "import importlib\nimportlib.import_module('lcteach.grading.session')",
         "import importlib\nimportlib.import_module(name)",
         "from IPython import get_ipython\nget_ipython().display_pub.publish({})",
     ],
@@ -141,12 +140,10 @@ def test_restore_strips_roles_the_student_gave_to_cells():
 @pytest.mark.parametrize(
     "source, call",
     [
-        (
-            "grade.dense_attention(dense_attention)\n### BEGIN HIDDEN TESTS\ngrade.dense_attention(dense_attention, "
-            "seed=7331)\n### END HIDDEN TESTS",
-            ("dense_attention", 7331),
-        ),
-        ("grade.fit_exponent(fit_exponent)", ("fit_exponent", None)),
+        ("grade.dense_attention(dense_attention)", GraderCall("dense_attention", "dense_attention")),
+        ("x = 1\ngrade.fit_exponent(my_fit)", GraderCall("fit_exponent", "my_fit")),
+        ("grade.fit_exponent(fit_exponent, seed=7331)", None),
+        ("grade.fit_exponent(lambda: 1)", None),
         ("assert square(3) == 9", None),
         ("x = grade.f(f)", None),
         ("def (", None),

@@ -226,3 +226,35 @@ def test_bad_arguments_raise():
         block_sparse_work(layout, 4, 0)
     with pytest.raises(ValueError, match="block_size"):
         block_layout(causal_mask, 8, block_size=0)
+
+
+GLOBAL_POSITIONS = torch.tensor([0, 5])
+
+
+def scalar_only_global(b, h, q_idx, kv_idx):
+    """Right on scalar indices (FlexAttention's vmap), wrong on a broadcast grid: ``kv_idx == GLOBAL_POSITIONS``
+    broadcasts against the grid's last axis, and ``.any()`` then reduces the whole grid to one bool. On a
+    grid whose last axis has 2 keys (block_size=2) it broadcasts without an error."""
+    return (q_idx == GLOBAL_POSITIONS).any() | (kv_idx == GLOBAL_POSITIONS).any()
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 3, 4, 8])
+def test_a_mask_mod_wrong_on_index_grids_raises_whatever_the_block_size(block_size):
+    """Before the fix: block_size=1 and 2 silently computed full attention, 3, 4 and 8 raised torch's own
+    RuntimeError from deep inside the kernel. Now one check, independent of the block size, says what is wrong."""
+    q, k, v = random_qkv(1, 2, 8, 4)
+    layout = torch.ones(-(-8 // block_size), -(-8 // block_size), dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"mask_mod scalar_only_global .*broadcast index grid.* pair by pair"):
+        block_sparse_attention(q, k, v, layout, block_size, mask_mod=scalar_only_global)
+
+
+def test_a_mask_mod_right_on_index_grids_passes_the_check():
+    """The same pattern written elementwise (no reduction over the index tensors) is accepted and exact."""
+
+    def global_tokens(b, h, q_idx, kv_idx):
+        return torch.isin(q_idx, GLOBAL_POSITIONS) | torch.isin(kv_idx, GLOBAL_POSITIONS)
+
+    q, k, v = random_qkv(1, 2, 8, 4)
+    out = block_sparse_attention(q, k, v, torch.ones(4, 4, dtype=torch.bool), 2, mask_mod=global_tokens)
+    expected, _ = loop_attention(q, k, v, grid_mask(lambda i, j: i in (0, 5) or j in (0, 5), 8))
+    torch.testing.assert_close(out, expected, **TIGHT)

@@ -18,7 +18,7 @@ from oracles import (
 )
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from lcteach.kernels import tiled_attention
+from lcteach.kernels import block_layout, tile_status, tiled_attention
 from lcteach.masks import generate_sliding_window
 from lcteach.measure import peak_memory
 
@@ -203,3 +203,28 @@ def test_bad_block_sizes_raise(blocks, name):
     q, k, v = random_qkv(1, 1, 8, 4)
     with pytest.raises(ValueError, match=name):
         tiled_attention(q, k, v, block_q=blocks[0], block_k=blocks[1])
+
+
+def transposed_causal(b, h, q_idx, kv_idx):
+    """Right on scalars, wrong on grids: .mT swaps the grid's query and key axes, so on square tiles
+    (block_q == block_k) it broadcasts without an error and attends to the future."""
+    return q_idx.mT >= kv_idx.mT
+
+
+@pytest.mark.parametrize("blocks", [(4, 4), (3, 5), (1, 1)])
+def test_a_mask_mod_wrong_on_index_grids_raises_whatever_the_tile_shape(blocks):
+    q, k, v = random_qkv(1, 2, 8, 4)
+    with pytest.raises(ValueError, match=r"mask_mod transposed_causal must give on a broadcast index grid"):
+        tiled_attention(q, k, v, block_q=blocks[0], block_k=blocks[1], mask_mod=transposed_causal)
+    with pytest.raises(ValueError, match="mask_mod transposed_causal"):
+        tile_status(8, 8, *blocks, mask_mod=transposed_causal)
+    with pytest.raises(ValueError, match="mask_mod transposed_causal"):
+        block_layout(transposed_causal, 8, block_size=blocks[0])
+
+
+def test_a_mask_mod_must_return_bool():
+    q, k, v = random_qkv(1, 1, 6, 4)
+    with pytest.raises(
+        ValueError, match=r"mask_mod <lambda> must return a bool tensor \(True = attend\), got torch.int64"
+    ):
+        tiled_attention(q, k, v, mask_mod=lambda b, h, q_idx, kv_idx: (q_idx >= kv_idx).long())

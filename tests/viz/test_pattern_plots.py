@@ -15,6 +15,7 @@ from lcteach.analysis import (
     hop_counts,  # noqa: E402
 )
 from lcteach.masks import (  # noqa: E402
+    causal_mask,
     combine,
     generate_bigbird,
     generate_global,
@@ -23,7 +24,15 @@ from lcteach.masks import (  # noqa: E402
     materialize_mask,
     pattern_flops,
 )
-from lcteach.viz import plot_complexity, plot_composition, plot_hop_counts, plot_pattern
+from lcteach.score_mods import generate_alibi, generate_softcap, materialize_scores  # noqa: E402
+from lcteach.viz import (  # noqa: E402
+    plot_complexity,
+    plot_composition,
+    plot_hop_counts,
+    plot_pattern,
+    plot_score_bias,
+    plot_score_curve,
+)
 
 WINDOW, STRIDED = generate_sliding_window(3), generate_strided(4)
 PLOTS = {
@@ -31,6 +40,8 @@ PLOTS = {
     "composition": lambda ax=None: plot_composition(WINDOW, STRIDED, 12, "and", ax=ax),
     "hop_counts": lambda ax=None: plot_hop_counts(WINDOW, 12, 3, ax=ax),
     "complexity": lambda ax=None: plot_complexity(complexity_table([256, 1024, 4096]), ax=ax),
+    "score_bias": lambda ax=None: plot_score_bias(generate_alibi(4), 12, heads=(0, 3), mask_mod=causal_mask, ax=ax),
+    "score_curve": lambda ax=None: plot_score_curve(generate_softcap(20.0), ax=ax),
 }
 
 
@@ -99,3 +110,26 @@ def test_plot_complexity_one_line_per_method_on_log_log_axes():
     assert flops.get_xscale() == flops.get_yscale() == memory.get_yscale() == "log"
     with pytest.raises(ValueError, match="at least one"):
         plot_complexity([])
+
+
+def test_plot_score_bias_draws_the_bias_of_each_head_and_hides_masked_pairs():
+    fig = plot_score_bias(generate_alibi(4), 10, heads=(0, 3), mask_mod=causal_mask)
+    panels = [ax for ax in fig.axes if ax.images]
+    images = [_image(ax) for ax in panels]
+    bias = materialize_scores(generate_alibi(4), 10, heads=4)[0].numpy()
+    future = np.triu(np.ones((10, 10), dtype=bool), 1)
+    for image, h in zip(images, (0, 3), strict=True):
+        assert np.array_equal(image.mask, future) and np.allclose(image.filled(0), np.where(future, 0, bias[h]))
+    assert (
+        len(panels) == 2 and "head 3 of alibi_4_heads" in panels[1].get_title() and "causal_mask" in fig.get_suptitle()
+    )
+    with pytest.raises(ValueError, match="heads must name at least one head"):
+        plot_score_bias(generate_alibi(4), 10, heads=())
+
+
+def test_plot_score_curve_draws_the_score_mod_against_the_identity():
+    fig = plot_score_curve(generate_softcap(20.0))
+    identity, capped = fig.axes[0].get_lines()
+    x = identity.get_xdata()
+    assert np.array_equal(identity.get_ydata(), x) and np.allclose(capped.get_ydata(), 20 * np.tanh(x / 20))
+    assert "softcap_20" in fig.axes[0].get_title()

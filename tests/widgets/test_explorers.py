@@ -19,9 +19,12 @@ from lcteach.chunking import RESOLUTIONS  # noqa: E402
 from lcteach.masks import (  # noqa: E402
     SPARSE_PATTERNS,
     causal_mask,
+    generate_document_mask,
     generate_global,  # noqa: E402
+    generate_prefix_lm,
     generate_sliding_window,
     materialize_mask,
+    random_document_lengths,
 )
 from lcteach.widgets import (
     Explorer,
@@ -38,7 +41,16 @@ EXPLORERS = {
     "tiling": (tiling_explorer, {"n": 64, "block_q": 16, "block_k": 8, "causal": False, "window": 5}),
     "chunk": (chunk_explorer, {"n": 40, "chunk_size": 8, "overlap": 2, "resolve": "center"}),
 }
-SPARSE = {"n": 32, "window": 3, "stride": 4, "global_tokens": 3, "random_blocks": 3, "block_size": 4}
+SPARSE = {
+    "n": 32,
+    "window": 3,
+    "stride": 4,
+    "global_tokens": 3,
+    "random_blocks": 3,
+    "block_size": 4,
+    "prefix": 5,
+    "documents": 5,
+}
 SPARSE_EXPLORERS = {
     "mask": (mask_explorer, {"pattern": "strided"}),
     "composition": (composition_explorer, {"A": "strided", "op": "and", "B": "BigBird"}),
@@ -221,3 +233,19 @@ def test_reachability_explorer_hops_and_minimal_layers():
     assert "within 8 layers: <b>yes</b>" in explorer.info.value
     _set(explorer, "pattern", "strided")
     assert "full reach: <b>never</b>" in explorer.info.value
+
+
+def test_mask_explorer_draws_prefix_lm_and_packed_documents():
+    explorer = mask_explorer(n=32, pattern="prefix-LM", prefix=6, documents=3, seed=2)
+    assert np.array_equal(_image(explorer).astype(bool), materialize_mask(generate_prefix_lm(6), 32)[0, 0].numpy())
+    assert not explorer.controls["prefix"].disabled and explorer.controls["documents"].disabled
+    _set(explorer, "prefix", 12)
+    assert np.array_equal(_image(explorer).astype(bool), materialize_mask(generate_prefix_lm(12), 32)[0, 0].numpy())
+    _set(explorer, "pattern", "packed documents")
+    assert explorer.controls["prefix"].disabled and not explorer.controls["documents"].disabled
+    documents = generate_document_mask(random_document_lengths(32, 3, seed=2), causal_mask)
+    assert np.array_equal(_image(explorer).astype(bool), materialize_mask(documents, 32)[0, 0].numpy())
+    _set(explorer, "documents", 5)
+    five = generate_document_mask(random_document_lengths(32, 5, seed=2), causal_mask)
+    assert np.array_equal(_image(explorer).astype(bool), materialize_mask(five, 32)[0, 0].numpy())
+    assert five.__name__ in explorer.figure.axes[0].get_title()

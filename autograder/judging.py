@@ -1,0 +1,173 @@
+"""Judging: the trusted grader runs each graded part's checks while the kernel executes the notebook.
+
+When the sandboxed kernel reaches a graded cell, ``grade.<part>(fn)`` connects to the kernel
+manager's ``grader_listener`` and hands ``fn`` over (``lcteach.grading.handoff``). A
+``NotebookJudge`` thread in the nbgrader process accepts that connection, checks that it
+comes from the graded cell now running and names that cell's part, and runs the part's
+checks in this process (``lcteach.grading.session.judge_remote``): the inputs come from a seed
+of its own for this submission and part (``part_seed``), which never enters the notebook;
+the expected values are computed here; the student's function is called through the channel.
+Properties measured from outside (peak memory, CPU time) come from a fresh measuring process
+(``autograder.measuring``) that runs the notebook's code cells up to that cell. Any other
+connection is turned away.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.measuring import MeasuringProcess
+
+SECRET_FILE = ".grading_secret"  # in the course root, readable by the instructor alone
+
+
+def course_secret(root: Path) -> bytes:
+    """The course's grading secret (created on first use): seeds are derived from it."""
+    path = Path(root) / SECRET_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    value = secrets.token_hex(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(value + "\n")
+    return bytes.fromhex(value)
+
+
+def part_seed(secret: bytes, student: str, week: str, notebook: str, part: str) -> int:
+    """The hidden seed of one part of one submission: unpredictable without the secret, stable on regrading."""
+    digest = hmac.new(secret, f"{student}\0{week}\0{notebook}\0{part}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+@dataclass(frozen=True)
+class GraderCall:
+    """The call that ends a graded cell: ``grade.<part>(<student>)``."""
+
+    part: str
+    student: str
+
+
+def grader_call(source: str) -> GraderCall | None:
+    """The ``grade.<part>(<name>)`` call that ends a graded cell's (released) source, or None."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    last = body[-1] if body else None
+    if not (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and isinstance(last.value.func, ast.Attribute)
+        and isinstance(last.value.func.value, ast.Name)
+        and last.value.func.value.id == "grade"
+        and len(last.value.args) == 1
+        and not last.value.keywords
+        and isinstance(last.value.args[0], ast.Name)
+    ):
+        return None
+    return GraderCall(last.value.func.attr, last.value.args[0].id)
+
+
+class NotebookJudge:
+    """Accepts the kernel's hand-offs and judges the graded cell now running (see the module docstring).
+
+    ``week_module`` is the grading package of the notebook's week (e.g. ``lcteach.grading.week1``);
+    ``seed_of(part)`` gives a part's hidden seed; ``measurer(cells, student)`` starts a measuring
+    process.
+    """
+
+    def __init__(self, listener: socket.socket, week_module, seed_of, measurer, call_seconds: float):
+        self.listener, self.week_module, self.seed_of = listener, week_module, seed_of
+        self.measurer, self.call_seconds = measurer, call_seconds
+        self._lock = threading.Lock()
+        self._current: tuple[str, GraderCall, list[str]] | None = None
+        self._results: dict[str, object] = {}
+        self._busy = threading.Event()
+        self._stop = threading.Event()
+        self.listener.settimeout(0.2)
+        self._thread = threading.Thread(target=self._accept, name="lcteach-judge", daemon=True)
+        self._thread.start()
+
+    def expect(self, cell_id: str, call: GraderCall, cells_before: list[str]) -> None:
+        """The graded cell ``cell_id`` is about to run; ``cells_before`` are the code cells above it."""
+        with self._lock:
+            self._current = (cell_id, call, cells_before)
+
+    def result(self, cell_id: str, wait: float = 5.0):
+        """The PartResult of a graded cell once it has run, or None when it handed nothing over."""
+        deadline = time.monotonic() + wait
+        while self._busy.is_set() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._lock:
+            self._current = None
+            return self._results.get(cell_id)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._busy.set()
+            try:
+                self._judge(connection)
+            finally:
+                self._busy.clear()
+
+    def _judge(self, connection: socket.socket) -> None:
+        from lcteach.grading.channel import ChannelError, Client
+        from lcteach.grading.session import judge_remote
+
+        connection.settimeout(None)
+        client = Client(connection, time_limit=self.call_seconds)
+        try:
+            hello = client.hello()
+        except ChannelError:
+            client.close()
+            return
+        with self._lock:
+            current = self._current
+        if type(hello) is not dict or current is None or current[0] in self._results:
+            client.finish({"note": "not graded: this call is not the graded cell's"})
+            return
+        cell_id, call, cells_before = current
+        part = getattr(self.week_module, call.part, None)
+        if hello.get("part") != f"{self.week_module.__name__.rpartition('.')[2]}.{call.part}" or part is None:
+            client.finish({"note": "not graded: this call grades another part than its cell"})
+            return
+        result = judge_remote(
+            part,
+            client,
+            hello.get("student"),
+            self.seed_of(call.part),
+            lambda: self.measurer(cells_before, call.student),
+        )
+        with self._lock:
+            self._results[cell_id] = result
+        client.finish({"note": "graded by the trusted grader"})
+
+
+def start_measurer(uid: int, call_seconds: float):
+    """A ``measurer(cells, student)`` for NotebookJudge: fresh measuring processes as ``uid``."""
+
+    def measurer(cells: list[str], student: str) -> MeasuringProcess:
+        return MeasuringProcess(cells, student, uid, call_seconds)
+
+    return measurer

@@ -1,0 +1,113 @@
+"""Measuring a student's function from outside its process.
+
+A ``MeasuringProcess`` is a fresh sandboxed Python (``lcteach.grading.worker``) that runs the
+notebook's code cells and then only the calls the grader sends it, with new processes
+forbidden. The grader reads, from /proc, what each call used:
+
+- peak memory: the process's resident high-water mark (VmHWM), reset before each call
+  (``/proc/<pid>/clear_refs``), minus its resident memory before any student code ran, so
+  memory the student's cells hold when the call starts counts too (a buffer allocated
+  ahead of time is no way around the budget);
+- CPU time: the run time of all its threads (``/proc/<pid>/task/*/schedstat``), in seconds.
+
+This works for an ordinary user as well as root, without a cgroup: the process cannot fork
+(seccomp), so nothing it does escapes the numbers read here.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from autograder.sandbox import Limits, sandbox_command, sandbox_environment
+from lcteach.grading.channel import ChannelError, Client, Remote, recv_frame, send_frame
+from lcteach.grading.local import Measured
+
+WORKER_LIMITS = Limits(memory_bytes=4 * 2**30, processes=8, cpu_seconds=300, file_bytes=2**20, scratch_bytes=16 * 2**20)
+START_SECONDS = 60  # to import torch and run the notebook's cells
+
+
+class MeasuringProcess:
+    """A sandboxed process holding the student's function ``student`` from ``cells`` (see the module docstring)."""
+
+    def __init__(self, cells: list[str], student: str, uid: int, call_seconds: float = 60.0):
+        trusted, worker = socket.socketpair()
+        command = [sys.executable, "-m", "lcteach.grading.worker", str(worker.fileno())]
+        self.process = subprocess.Popen(
+            sandbox_command(WORKER_LIMITS, uid) + command,
+            pass_fds=[worker.fileno()],
+            env=sandbox_environment(LCTEACH_GRADING="worker", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        worker.close()
+        self.client = Client(trusted, time_limit=call_seconds)
+        try:
+            header, _ = recv_frame(trusted, time.monotonic() + START_SECONDS)
+            if header.get("op") != "ready":
+                raise ChannelError("the measuring process did not start")
+            self.pid = self._python_pid()
+            self.baseline = self._status("VmRSS")
+            send_frame(trusted, {"op": "setup", "cells": cells, "student": student}, [])
+            self.client.time_limit = START_SECONDS
+            self.student = self.client.hello()["student"]
+            self.client.time_limit = call_seconds
+        except (ChannelError, KeyError, TypeError):
+            self.close()
+            raise
+
+    def measure(self, fn: Remote, *args, **kwargs) -> Measured:
+        """Call ``fn`` (a Remote of this process) once; its value, peak memory and CPU time."""
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # the high-water mark restarts from now
+        cpu = self._cpu_seconds()
+        value = self.client.call(fn, *args, **kwargs)
+        peak = self._status("VmHWM") - self.baseline
+        return Measured(value, peak, self._cpu_seconds() - cpu)
+
+    def close(self) -> None:
+        self.client.finish()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> MeasuringProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _python_pid(self) -> int:
+        """The host pid of the worker: the one Python process under bubblewrap (it cannot fork)."""
+        pythons = [
+            child.pid
+            for child in psutil.Process(self.process.pid).children(recursive=True)
+            if child.cmdline()[:3] == [sys.executable, "-m", "lcteach.grading.worker"]
+        ]
+        if len(pythons) != 1:
+            raise ChannelError(f"expected one measuring process, found {len(pythons)}")
+        return pythons[0]
+
+    def _status(self, key: str) -> int:
+        """A memory figure of /proc/<pid>/status, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+        raise ChannelError(f"no {key} for the measuring process")
+
+    def _cpu_seconds(self) -> float:
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+        return total / 1e9

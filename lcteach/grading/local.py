@@ -1,0 +1,62 @@
+"""The self-check's session: a part's checks run in the student's own process.
+
+In a student's notebook ``grade.<part>(fn)`` runs the checks right there, on public inputs:
+it is the student's machine, and the verdict is advice. ``LocalSession`` runs each call under
+the guard (``lcteach.grading.guard``: exceptions become failed checks, stderr goes to stdout,
+a call into lcteach's references is named), gives student code private copies of the
+check's tensors, and measures in-process (torch's allocations and this thread's CPU time),
+close to what the graded run measures from outside.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measured call: what it returned, its peak memory above the baseline, its CPU time."""
+
+    value: object
+    peak_bytes: int
+    cpu_seconds: float
+
+
+def measure_here(fn: Callable, *args, **kwargs) -> Measured:
+    """Call ``fn`` once in this thread: its value, the peak bytes of the tensors it allocated, its CPU time."""
+    from lcteach.measure.peak_memory import peak_memory
+
+    start = time.thread_time()
+    value, peak = peak_memory(fn, *args, **kwargs)
+    return Measured(value, peak, time.thread_time() - start)
+
+
+class LocalSession:
+    """Calls the student's function in this process, under the guard."""
+
+    def __init__(self, student: Callable):
+        from lcteach.grading.guard import StudentGuard
+
+        self.student = student
+        self.guard = StudentGuard()
+
+    @property
+    def delegated_to(self) -> str | None:
+        return self.guard.delegated_to
+
+    @property
+    def stopped(self) -> str | None:
+        return "an earlier call ran out of time" if self.guard.timed_out else None
+
+    def call(self, fn: Callable, args: tuple, kwargs: dict):
+        from lcteach.grading.guard import private_copy
+
+        return self.guard.call(fn, *private_copy(args), **private_copy(kwargs))
+
+    def callback(self, fn: Callable) -> Callable:
+        return self.guard.trusted(fn)
+
+    def measure(self, args: tuple, kwargs: dict) -> Measured:
+        return self.call(measure_here, (self.student, *args), kwargs)

@@ -1,0 +1,97 @@
+"""Week 1, part 5: ``tiled_attention(q, k, v, block_size) -> (out, lse)``, exact attention in O(n) memory."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lcteach.grading.expectations import expect_close, expect_pair, expect_tensor
+from lcteach.grading.results import CheckFailed
+from lcteach.grading.session import Case, check
+from lcteach.kernels import dense_attention as reference_attention
+from lcteach.measure import format_bytes
+
+
+def _check_tiled(student, case, n_q, n_k, block):
+    d = case.randint(2, 16)
+    q, k, v = case.randn(1, 2, n_q, d), case.randn(1, 2, n_k, d), case.randn(1, 2, n_k, d)
+    out, lse = expect_pair(case.call(student, q, k, v, block_size=block), "tiled_attention", "(out, lse)")
+    expected_out, _ = reference_attention(q, k, v)
+    out = expect_tensor(out, "out", expected_out.shape, q.dtype)
+    lse = expect_tensor(lse, "lse", expected_out.shape[:-1], q.dtype)
+    expect_close(
+        out,
+        expected_out,
+        f"out (n_q={n_q}, n_k={n_k}, block_size={block})",
+        "fold every key block into the running (m, l, acc) of the query block, then divide acc by l",
+    )
+    expected_lse = torch.logsumexp(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1)
+    expect_close(lse, expected_lse, "lse", "lse = m + log(l) for each query, with the scaled scores")
+
+
+@check("matches dense attention when n is a multiple of block_size")
+def _tiled_even(student, case):
+    block = 2 ** case.randint(2, 4)
+    n = block * case.randint(2, 5)
+    _check_tiled(student, case, n, n, block)
+
+
+@check("ragged sizes: n not a multiple of block_size, Nq != Nk, block larger than n")
+def _tiled_ragged(student, case):
+    block = case.randint(5, 9)
+    _check_tiled(student, case, block * 3 + case.randint(1, block - 1), block * 2 + case.randint(1, block - 1), block)
+    _check_tiled(student, case, case.randint(2, 6), case.randint(2, 6), 16)
+
+
+MEMORY_N = 8192  # the exercise promises O(n) memory at this length
+MEMORY_DIM = 64
+MEMORY_BLOCK = 256
+
+
+def memory_budget(n: int, dim: int = MEMORY_DIM) -> int:
+    """Bytes tiled attention may allocate at length n: 16 float32 copies of an (n, dim) tensor."""
+    return 16 * n * dim * 4
+
+
+def _tiled_peak(student, case: Case, n: int) -> int:
+    """Peak memory of one measured call at length n, whose result must be right too."""
+    q, k, v = (case.randn(1, 1, n, MEMORY_DIM) for _ in range(3))
+    measured = case.measure(q, k, v, block_size=MEMORY_BLOCK)
+    out, lse = expect_pair(measured.value, "tiled_attention", "(out, lse)")
+    expected_out, _ = reference_attention(q, k, v)
+    what = f"out of the measured call (n={n}, block_size={MEMORY_BLOCK})"
+    expect_close(
+        expect_tensor(out, what, expected_out.shape, q.dtype),
+        expected_out,
+        what,
+        "memory is only measured for a right result: pass the checks above first",
+    )
+    return measured.peak_bytes
+
+
+@check(f"peak memory is O(n): under budget at n={MEMORY_N}, about 4x when n grows 4x", weight=2)
+def _tiled_memory(student, case):
+    small, large = _tiled_peak(student, case, MEMORY_N // 4), _tiled_peak(student, case, MEMORY_N)
+    budget = memory_budget(MEMORY_N)
+    if large > budget:
+        dense = MEMORY_N * MEMORY_N * 4
+        raise CheckFailed(
+            f"at n={MEMORY_N} your function used {format_bytes(large)} at its peak; the budget is "
+            f"{format_bytes(budget)} (one {MEMORY_N} x {MEMORY_N} score matrix alone is {format_bytes(dense)})",
+            "never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
+            "write each query block's result into out as soon as it is done",
+        )
+    if large > 5 * max(small, 1):
+        raise CheckFailed(
+            f"peak memory went from {format_bytes(small)} at n={MEMORY_N // 4} to {format_bytes(large)} "
+            f"at n={MEMORY_N}: x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
+            "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop",
+        )
+
+
+CHECKS = (
+    _tiled_even,
+    _tiled_ragged,
+    _tiled_memory,
+)

@@ -1,0 +1,177 @@
+"""Week 2, part 2: ``random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed)``, a seeded random block layout."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lcteach.grading.expectations import expect_value_error
+from lcteach.grading.probes import call_with_global_seed
+from lcteach.grading.results import CheckFailed
+from lcteach.grading.session import Case, check
+
+
+def _expect_layout(layout, q_blocks: int, kv_blocks: int, per_row: int, what: str) -> torch.Tensor:
+    """Check one layout's type, shape and per-row count; return it."""
+    if type(layout) is not torch.Tensor:
+        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(layout).__name__}")
+    if tuple(layout.shape) != (q_blocks, kv_blocks):
+        hint = (
+            "one row per query block: shape (q_blocks, kv_blocks)"
+            if tuple(layout.shape) == (kv_blocks, q_blocks)
+            else "build it with torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)"
+        )
+        raise CheckFailed(f"{what} should have shape {(q_blocks, kv_blocks)}, got {tuple(layout.shape)}", hint)
+    if layout.dtype != torch.bool:
+        raise CheckFailed(
+            f"{what} should be a bool tensor (True = the block is computed), got {layout.dtype}",
+            "create it with dtype=torch.bool, or compare: layout = counts > 0",
+        )
+    counts = layout.sum(dim=-1)
+    wrong = (counts != per_row).nonzero().flatten()
+    if len(wrong):
+        row = int(wrong[0])
+        hint = (
+            "drawing with replacement (torch.randint) can pick the same block twice; draw distinct blocks, e.g. "
+            "torch.randperm(kv_blocks, generator=g)[:blocks_per_row]"
+            if counts[row] < per_row
+            else "mark exactly blocks_per_row blocks in each row"
+        )
+        raise CheckFailed(
+            f"{what}: row {row} has {int(counts[row])} blocks, expected exactly {per_row} "
+            f"({len(wrong)} of {q_blocks} rows are off)",
+            hint,
+        )
+    return layout
+
+
+def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, seed: int) -> torch.Tensor:
+    return _expect_layout(
+        case.call(student, q_blocks, kv_blocks, per_row, seed),
+        q_blocks,
+        kv_blocks,
+        per_row,
+        f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed})",
+    )
+
+
+@check("bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct blocks in every row")
+def _layout_shape(student, case):
+    kv_blocks = case.randint(5, 9)
+    for q_blocks, per_row in (
+        (case.randint(12, 20), kv_blocks - 1),
+        (case.randint(3, 8), case.randint(1, 3)),
+        (case.randint(2, 5), kv_blocks),
+    ):
+        _layout(student, case, q_blocks, kv_blocks, per_row, case.randint(0, 10**6))
+    many = _layout(student, case, 16, kv_blocks, 2, case.randint(0, 10**6))
+    if (many == many[0]).all():
+        raise CheckFailed(
+            "all 16 rows of a layout hold the same key blocks",
+            "draw every row anew: one draw per query block, all from the same generator",
+        )
+
+
+@check("the same seed gives the same layout; different seeds give different layouts")
+def _layout_seeded(student, case):
+    seed = case.randint(0, 10**6)
+    first, again = (_layout(student, case, 12, 10, 3, seed) for _ in range(2))
+    if not torch.equal(first, again):
+        raise CheckFailed(
+            f"two calls with seed={seed} returned different layouts",
+            "make a generator from the seed, g = torch.Generator().manual_seed(seed), and pass "
+            "generator=g to every random call",
+        )
+    for other_seed in (seed + 1, seed + case.randint(2, 1000)):
+        if torch.equal(first, _layout(student, case, 12, 10, 3, other_seed)):
+            raise CheckFailed(
+                f"seeds {seed} and {other_seed} gave the same layout",
+                "the draws must come from a generator seeded with `seed`",
+            )
+
+
+@check("uses its own generator: leaves the global RNGs alone and does not depend on them")
+def _layout_private_rng(student, case):
+    seed, layouts = case.randint(0, 10**6), []
+    for global_seed in (case.randint(0, 1000), case.randint(1001, 2000)):
+        result = case.call(call_with_global_seed, student, global_seed, 10, 8, 3, seed)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckFailed("the grader's measurement returned no result")
+        layout, moved = result
+        if moved:
+            raise CheckFailed(
+                f"random_block_layout changed the global random state of {', '.join(moved)}",
+                "torch.manual_seed(seed) and random calls without generator= use the global RNG, which "
+                "the rest of the notebook shares: make g = torch.Generator().manual_seed(seed) and pass "
+                "generator=g",
+            )
+        layouts.append(_expect_layout(layout, 10, 8, 3, f"random_block_layout(10, 8, 3, seed={seed})"))
+    if not torch.equal(*layouts):
+        raise CheckFailed(
+            f"with seed={seed} the layout changed when the global RNG was seeded differently",
+            "your draws come from the global RNG: pass generator=g to every random call",
+        )
+
+
+UNIFORM_SEEDS = 100  # layouts drawn for the uniformity check
+
+
+@check("roughly uniform: over many seeds every (row, key block) cell is drawn about equally often")
+def _layout_uniform(student, case):
+    q_blocks, kv_blocks, per_row = 6, case.randint(6, 8), 2
+    start = case.randint(0, 10**6)
+    counts = torch.zeros(q_blocks, kv_blocks)
+    for seed in range(start, start + UNIFORM_SEEDS):
+        counts += _layout(student, case, q_blocks, kv_blocks, per_row, seed)
+    p = per_row / kv_blocks  # the chance that a row holds a given key block
+    column = counts.sum(dim=0)
+    if column[-1] == 0:
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds the last key block was never drawn",
+            "the upper bound of torch.randint and the size of torch.randperm are exclusive: "
+            "draw from all kv_blocks blocks",
+        )
+    hint = "every key block must be equally likely in every row: no block forced in, none left out"
+    # Counts are binomial; allow 5 standard deviations, per key block and per (row, key block) cell.
+    expected, allowed = UNIFORM_SEEDS * q_blocks * p, 5 * math.sqrt(UNIFORM_SEEDS * q_blocks * p * (1 - p))
+    col = int((column - expected).abs().argmax())
+    if abs(column[col] - expected) > allowed:
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds of {q_blocks} rows, key block {col} was drawn "
+            f"{int(column[col])} times; a uniform draw gives about {expected:.0f} +- {allowed:.0f}",
+            hint,
+        )
+    expected, allowed = UNIFORM_SEEDS * p, 5 * math.sqrt(UNIFORM_SEEDS * p * (1 - p))
+    row, col = divmod(int((counts - expected).abs().argmax()), kv_blocks)
+    if abs(counts[row, col] - expected) > allowed:
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds, row {row} drew key block {col} {int(counts[row, col])} times; "
+            f"a uniform draw gives about {expected:.0f} +- {allowed:.0f}",
+            hint,
+        )
+
+
+@check("blocks_per_row above kv_blocks or below 1 raises ValueError")
+def _layout_invalid(student, case):
+    kv_blocks = case.randint(2, 8)
+    for bad in (kv_blocks + 1, 0):
+        expect_value_error(
+            case,
+            student,
+            4,
+            kv_blocks,
+            bad,
+            0,
+            call=f"random_block_layout(4, {kv_blocks}, {bad}, 0)",
+            hint="a row has kv_blocks distinct blocks to choose from: check 1 <= blocks_per_row <= kv_blocks",
+        )
+
+
+CHECKS = (
+    _layout_shape,
+    _layout_seeded,
+    _layout_private_rng,
+    _layout_uniform,
+    _layout_invalid,
+)

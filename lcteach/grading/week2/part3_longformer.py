@@ -1,0 +1,92 @@
+"""Week 2, part 3: ``generate_longformer(window, global_tokens)``, a symmetric window with global tokens."""
+
+from __future__ import annotations
+
+import torch
+
+from lcteach.grading.expectations import expect_value_error
+from lcteach.grading.mask_expectations import expect_mask, grid, materialised, student_mask
+from lcteach.grading.session import Case, check
+from lcteach.grading.week2.common import global_flags, longformer_reference, odd
+
+
+def _longformer_mistakes(n: int, window: int, global_tokens) -> dict[str, torch.Tensor]:
+    i, j = grid(n, n)
+    radius = window // 2
+    g = global_flags(global_tokens, n)
+    rows, cols = g[:, None], g[None, :]
+    band = (i - j).abs() <= radius
+    mistakes = {
+        f"a radius of {window}: `window` counts every key of a row, so the radius is window // 2 = {radius}": (
+            (i - j).abs() <= window
+        )
+        | rows
+        | cols,
+        "a causal window: Longformer's window looks both ways": ((i - j >= 0) & (i - j < window)) | rows | cols,
+        "global rows only: every query must also attend the global tokens (their columns)": band | rows,
+        "global columns only: the global tokens must also attend every key (their rows)": band | cols,
+        "global tokens that attend only each other (& instead of |)": band | (rows & cols),
+    }
+    if radius:
+        mistakes[f"a radius of {radius - 1}: |i - j| <= window // 2 includes the ends"] = (
+            ((i - j).abs() < radius) | rows | cols
+        )
+    if isinstance(global_tokens, int):
+        more = torch.arange(n) <= global_tokens
+        mistakes[f"the first {global_tokens + 1} tokens global: a count g means positions 0 .. g-1"] = (
+            band | more[:, None] | more[None, :]
+        )
+    return mistakes
+
+
+def _check_longformer(student, case: Case, n: int, window: int, global_tokens):
+    mask_mod = case.call(student, window, global_tokens)
+    expected = materialised(longformer_reference(window, global_tokens), n)
+    expect_mask(
+        student_mask(case, mask_mod, n, n),
+        expected,
+        f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
+        _longformer_mistakes(n, window, global_tokens),
+    )
+
+
+@check("global tokens as a count g: the first g tokens attend everywhere and are attended by all")
+def _longformer_count(student, case):
+    n = case.randint(16, 48)
+    _check_longformer(student, case, n, odd(case, 3, 9), case.randint(1, 3))
+
+
+@check("global tokens as a list of positions, anywhere in the sequence")
+def _longformer_positions(student, case):
+    n = case.randint(16, 48)
+    positions = sorted({case.randint(1, n - 2) for _ in range(3)} | {n - 1})
+    _check_longformer(student, case, n, odd(case, 3, 9), positions)
+
+
+@check("window=1 is the query alone; a window covering the sequence is full attention")
+def _longformer_edges(student, case):
+    n = case.randint(8, 30)
+    _check_longformer(student, case, n, 1, [case.randint(0, n - 1)])
+    _check_longformer(student, case, n, odd(case, 2 * n - 1, 2 * n + 6), 1)
+
+
+@check("an even window or a window < 1 raises ValueError")
+def _longformer_invalid(student, case):
+    for bad in (2 * case.randint(1, 4), 0, -1):
+        expect_value_error(
+            case,
+            student,
+            bad,
+            1,
+            call=f"generate_longformer({bad}, 1)",
+            hint="a symmetric window holds the query and the same number of keys on each side, so it is "
+            "odd and at least 1: check it and raise ValueError",
+        )
+
+
+CHECKS = (
+    _longformer_count,
+    _longformer_positions,
+    _longformer_edges,
+    _longformer_invalid,
+)

@@ -1,0 +1,42 @@
+"""The comparisons checks make (lcteach.grading.expectations): tolerances fitted to the dtype,
+named mistakes, and no lookalike passing for a tensor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lcteach.grading.expectations import expect_close, expect_tensor
+from lcteach.grading.results import CheckFailed
+
+
+def test_expect_close_names_a_matching_mistake():
+    expected = torch.ones(3)
+    with pytest.raises(CheckFailed) as failure:
+        expect_close(torch.full((3,), 2.0), expected, "out", mistakes={"doubling": torch.full((3,), 2.0)})
+    assert failure.value.hint == "your result matches doubling"
+    assert "max abs error 1" in failure.value.message
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_tolerances_accept_reordered_sums_and_reject_real_errors(dtype):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, generator=generator, dtype=torch.float64)
+    exact = x.sum().to(dtype)
+    reordered = x.to(dtype).flip(0).cumsum(0)[-1]
+    expect_close(reordered.reshape(1), exact.reshape(1), "sum")
+    with pytest.raises(CheckFailed):
+        expect_close((exact * 1.1 + 1).reshape(1), exact.reshape(1), "sum")
+
+
+def test_expect_tensor_rejects_lookalikes():
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+    with pytest.raises(CheckFailed, match="should be a torch.Tensor"):
+        expect_tensor(AlwaysEqual(), "out")
+    with pytest.raises(CheckFailed, match="shape"):
+        expect_tensor(torch.zeros(2, 3), "out", (3, 2))
+    with pytest.raises(CheckFailed, match="dtype"):
+        expect_tensor(torch.zeros(2), "out", (2,), torch.float64)

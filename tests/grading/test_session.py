@@ -1,0 +1,92 @@
+"""The grading engine (lcteach.grading.session): scores nbgrader can read, seeded and labelled runs,
+and failures that cost only their own check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lcteach.grading.results import CheckFailed
+from lcteach.grading.session import check, grade_part
+
+
+@check("returns 1")
+def returns_one(student, case):
+    if case.call(student) != 1:
+        raise CheckFailed("expected 1", "return 1")
+
+
+@check("heavy check", weight=3)
+def heavy(student, case):
+    returns_one(student, case)
+
+
+@check("always fails")
+def always_fails(student, case):
+    raise CheckFailed("expected something else", "try again")
+
+
+def test_score_is_the_weighted_fraction_and_reprs_as_a_number(capsys):
+    result = grade_part("demo", 2, [returns_one, heavy, always_fails], lambda: 1, seed=None)
+    assert result.points == pytest.approx(2 * 4 / 5)
+    assert float(repr(result)) == result.points  # nbgrader parses the cell's text/plain result
+    out = capsys.readouterr()
+    assert "demo (self-check): 2/3 checks passed" in out.out and "hint: try again" in out.out
+    assert out.err == ""
+
+
+def test_graded_run_is_labelled_and_deterministic(capsys):
+    seen = []
+
+    @check("draws")
+    def draws(student, case):
+        seen.append(case.randint(0, 10**9))
+
+    grade_part("demo", 1, [draws], lambda: 1, seed=42)
+    grade_part("demo", 1, [draws], lambda: 1, seed=42)
+    grade_part("demo", 1, [draws], lambda: 1, seed=None)
+    assert seen[0] == seen[1] != seen[2]
+    assert "graded run" in capsys.readouterr().out
+
+
+def test_graded_run_reports_do_not_describe_the_hidden_inputs(capsys):
+    result = grade_part("demo", 1, [always_fails], lambda: 1, seed=1234)
+    out = capsys.readouterr().out
+    assert result.points == 0 and "always fails" in out
+    assert "expected something else" not in out and "try again" not in out
+
+
+def test_not_a_function_fails_every_check(capsys):
+    result = grade_part("demo", 1, [returns_one, heavy], None, seed=None)
+    assert result.points == 0 and "expected a function, got NoneType" in capsys.readouterr().out
+
+
+def test_exceptions_fail_only_their_check(capsys):
+    def broken():
+        raise KeyError("oops")
+
+    result = grade_part("demo", 1, [returns_one], broken, seed=None)
+    assert result.points == 0 and "your function raised KeyError" in capsys.readouterr().out
+
+
+def test_student_code_gets_copies_of_its_arguments(capsys):
+    x = torch.arange(4.0)
+
+    @check("sees its own inputs unchanged")
+    def inputs_unchanged(student, case):
+        data = {"x": x, "parts": [x[:2], (x[2:],)]}
+        case.call(student, x, data, scale=x)
+        if not (torch.equal(x, torch.arange(4.0)) and data["parts"][0] is not None and len(data["parts"]) == 2):
+            raise CheckFailed("the student's function changed the grader's inputs")
+
+    def writes_everywhere(x, data, scale):
+        x.zero_()
+        scale.add_(1)
+        data["x"].mul_(0)
+        data["parts"][0].fill_(7)
+        data["parts"][1][0].fill_(7)
+        data["parts"].clear()
+        return None
+
+    assert grade_part("demo", 1, [inputs_unchanged], writes_everywhere, seed=None).points == 1
+    assert torch.equal(x, torch.arange(4.0))
