@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,8 +33,10 @@ import psutil
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
+from autograder.cgroups import CGROUP_ENV, SubmissionCgroup
 from autograder.copying import STAGED, refused_members, show, stage_submission, unstage_submission
 from autograder.preprocessors import METADATA_KEY
+from autograder.sandbox import SCRATCH_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ROOT = REPO / "autograder"
@@ -150,14 +153,18 @@ class CommandResult:
     seconds: float
 
 
-def run_command(command: list[str], cwd: Path, timeout: float | None = None) -> CommandResult:
-    """Run ``command``; at the timeout kill it and every process it started (kernels too)."""
+def run_command(
+    command: list[str], cwd: Path, timeout: float | None = None, env: dict[str, str] | None = None
+) -> CommandResult:
+    """Run ``command`` (with ``env`` added to this environment); at the timeout kill it and every
+    process it started (kernels too)."""
     # nbgrader runs `alembic` from PATH when it creates a gradebook: put this interpreter's scripts first;
     # nbgrader_config.py names the kernel manager in autograder.sandbox: put the repository on the path.
     env = dict(
         os.environ,
         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
     )
     start = time.monotonic()
     process = subprocess.Popen(
@@ -373,13 +380,17 @@ def grade_submission(root: Path, submission: Submission, timeout: float = DEFAUL
     problems = []
     copy = stage_submission(root, submission.student, submission.week)
     refused = dict(copy.refused)
+    cgroup = SubmissionCgroup(f"{submission.student}-{submission.week}-{os.getpid()}")
+    scratch = tempfile.mkdtemp(prefix="lcteach-sub-")  # the kernels' private folders: removed below
     try:
         for name in graded_notebooks(root, submission.week):
-            problem = _autograde_notebook(root, submission, name, deadline - time.monotonic(), refused)
+            problem = _autograde_notebook(root, submission, name, deadline - time.monotonic(), refused, cgroup, scratch)
             if problem:
                 _zero_notebook(root, submission, name)
                 problems.append(f"{name}.ipynb: {problem}")
     finally:
+        cgroup.remove()
+        shutil.rmtree(scratch, ignore_errors=True)
         unstage_submission(root, submission.student, submission.week)
     score, max_score, lost = _scores(root, submission)
     failed, limits, findings = _judge_summary(root, submission)
@@ -411,11 +422,18 @@ def _judge_summary(root: Path, submission: Submission) -> tuple[tuple[str, ...],
 
 
 def _autograde_notebook(
-    root: Path, submission: Submission, name: str, seconds_left: float, refused: dict[str, str]
+    root: Path,
+    submission: Submission,
+    name: str,
+    seconds_left: float,
+    refused: dict[str, str],
+    cgroup: SubmissionCgroup,
+    scratch: str,
 ) -> str | None:
     """Autograde one notebook of a staged submission; return why it failed, or None.
 
-    ``refused`` maps the paths that the staging copy refused to why (see copying.py)."""
+    ``refused`` maps the paths that the staging copy refused to why (see copying.py); the
+    sandboxed processes start in the submission's ``cgroup`` (see cgroups.py)."""
     path = root / STAGED / submission.student / submission.week / f"{name}.ipynb"
     if not path.is_file():
         why = refused.get(f"{name}.ipynb") or refused.get(".")
@@ -439,7 +457,8 @@ def _autograde_notebook(
         # nbgrader reads the staged copy, never the student's folder (copying.py)
         f"--CourseDirectory.submitted_directory={STAGED}",
     ]
-    result = run_command(command, root, timeout=seconds_left)
+    env = {SCRATCH_ENV: scratch, **({CGROUP_ENV: os.pathsep.join(map(str, cgroup.paths))} if cgroup.paths else {})}
+    result = run_command(command, root, timeout=seconds_left, env=env)
     if result.returncode is None:
         return f"timed out after {result.seconds:.0f} s"
     if result.returncode != 0:
@@ -610,6 +629,7 @@ class ClassReport:
     gradebook_problems: list[str]  # check_gradebook's findings; empty when the gradebook is sound
     skipped_files: list[str]  # LMS download files that matched no student or notebook
     feedback_failures: list[str] = field(default_factory=list)  # "<student> <week>: <why>"
+    limits: str = ""  # which limits held for each submission as a whole (cgroups.py)
 
 
 def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, jobs: int = 1) -> ClassReport:
@@ -659,7 +679,14 @@ def grade_class(root: Path, weeks: list[str], timeout: float = DEFAULT_TIMEOUT, 
     problems = check_gradebook(root, results)
     feedback = generate_feedback(root, gradable, jobs, submissions=[r.submission for r in results])
     return ClassReport(
-        results, feedback.files, grades_csv, time.monotonic() - start, problems, skipped, feedback.failures
+        results,
+        feedback.files,
+        grades_csv,
+        time.monotonic() - start,
+        problems,
+        skipped,
+        feedback.failures,
+        SubmissionCgroup.probe(),
     )
 
 
@@ -697,6 +724,7 @@ def format_report(report: ClassReport) -> str:
                 else []
             ),
             "",
+            *([f"limits per submission: {report.limits}"] if report.limits else []),
             "gradebook check: " + ("sound" if not problems else f"{len(problems)} problems"),
             *(f"  {problem}" for problem in problems),
             f"graded {count} submissions in {report.seconds:.0f} s ({60 * count / report.seconds:.1f} per minute)",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import grp
 import importlib.util
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -35,10 +36,12 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, Unicode
 
+from autograder.cgroups import CGROUP_ENV
 from lcteach.grading.policy import SANDBOX_MODULES
 
 REPO = Path(__file__).resolve().parent.parent
 SCRATCH_WORKDIR = "/tmp/submission"  # the kernel's working folder inside the sandbox
+SCRATCH_ENV = "LCTEACH_SCRATCH"  # a folder per submission for the kernels' private folders (pipeline.py)
 GRADER_SOCKET = "grader.sock"  # in the kernel's private folder: the channel to the trusted grader
 
 
@@ -78,6 +81,10 @@ def sandbox_command(
     """
     prefix, base = Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()
     system = [Path("/usr"), Path("/etc"), base, prefix]
+    # A Python reached through a link (a .venv that links to an environment elsewhere) is
+    # started by that path: the same folder is bound there too.
+    aliases = {Path(p).absolute(): Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    aliases = {alias: target for alias, target in aliases.items() if alias != target}
     files = lcteach_files()
     command = [
         "bwrap",
@@ -112,15 +119,18 @@ def sandbox_command(
         "--unsetenv",
         "JPY_PARENT_PID",
     ]
-    mounts = [*dict.fromkeys([*system, *readonly]), *files, *writable]
+    mounts = [*dict.fromkeys([*system, *readonly]), *files, *writable, *aliases]
     # Folders above the mounts: bubblewrap would create them readable by root alone.
     for folder in sorted({str(a) for m in mounts for a in Path(m).parents if a != Path("/")}, key=len):
         command += ["--perms", "0755", "--dir", folder]
     for path in [*dict.fromkeys([*system, *readonly]), *files]:
         command += ["--ro-bind", str(path), str(path)]
+    for alias, target in aliases.items():
+        command += ["--ro-bind", str(target), str(alias)]
     for path in writable:
         command += ["--bind", str(path), str(path)]
     command += ["--chdir", workdir, "--"]
+    command = _join_cgroup() + command
     if not rootless():
         # Inside, setpriv drops to the sandbox uid for good, so that the process limit applies
         # (root is exempt from RLIMIT_NPROC) and no capability is left.
@@ -145,6 +155,16 @@ def sandbox_command(
         "--",
     ]
     return command
+
+
+def _join_cgroup() -> list[str]:
+    """A prefix that moves the sandbox into the submission's cgroup before bubblewrap starts, when
+    the grader made one (``LCTEACH_CGROUP``, see cgroups.py); its children stay in it."""
+    paths = [p for p in os.environ.get(CGROUP_ENV, "").split(os.pathsep) if p]
+    if not paths:
+        return []
+    targets = " ".join(shlex.quote(str(Path(p) / "cgroup.procs")) for p in paths)
+    return ["sh", "-c", f'for procs in {targets}; do echo $$ > "$procs" || exit 97; done; exec "$@"', "sh"]
 
 
 def _tasks_of_user() -> int:
@@ -202,7 +222,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transport = "ipc"
-        self._private = Path(tempfile.mkdtemp(prefix="lcteach-kernel-"))
+        # Under the submission's scratch folder when the pipeline made one (it removes that folder
+        # however the kernel ends, a kill included).
+        self._private = Path(tempfile.mkdtemp(prefix="lcteach-kernel-", dir=os.environ.get(SCRATCH_ENV) or None))
         self.ip = str(self._private / "socket")
         self.grader_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.grader_listener.bind(str(self._private / GRADER_SOCKET))
