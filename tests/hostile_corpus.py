@@ -154,6 +154,7 @@ class Case:
     not_feedback: tuple[str, ...] = ()
     files: tuple[FileEdit, ...] = ()
     zip_members: tuple[ZipEdit, ...] | None = None
+    zip_notebook: bool = True  # whether the LMS zip holds the (edited) notebook as a regular file
     bug: str | None = None
     note: str = ""  # what the case tries, for the corpus table
 
@@ -326,6 +327,11 @@ def write_file(name: str, data: bytes | str) -> FileEdit:
     return edit
 
 
+def hardlink(name: str, target: str) -> FileEdit:
+    """A second hard link ``name`` to the course's file ``target`` (marks filled in)."""
+    return lambda folder, ctx: os.link(ctx.fill(target), folder / name)
+
+
 def remove_file(name: str) -> FileEdit:
     return lambda folder, ctx: (folder / name).unlink()
 
@@ -424,9 +430,9 @@ def grade_corpus(
         shutil.rmtree(submitted / student)
     ctx = Context(root, week)
     archive = root / "downloaded" / week.name / "archive"
-    for name, edits, files, members in [
-        *((c.name, c.edits, c.files, c.zip_members) for c in cases),
-        *((name, edits, (), None) for name, edits in honest.items()),
+    for name, edits, files, members, in_zip in [
+        *((c.name, c.edits, c.files, c.zip_members, c.zip_notebook) for c in cases),
+        *((name, edits, (), None, False) for name, edits in honest.items()),
     ]:
         notebook = json.loads(json.dumps(source))
         for edit in edits:
@@ -435,7 +441,8 @@ def grade_corpus(
         if members is not None:
             archive.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(archive / f"{name}.zip", "w") as bundle:
-                bundle.writestr(lms_name(name), text)
+                if in_zip:
+                    bundle.writestr(lms_name(name), text)
                 for member in members:
                     member(bundle, ctx)
             continue

@@ -55,6 +55,11 @@ class LocalSession:
 
         return self.guard.call(fn, *private_copy(args), **private_copy(kwargs))
 
+    def method(self, obj, name: str) -> Callable:
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"not a public method name: {name!r}")
+        return getattr(obj, name)
+
     def callback(self, fn: Callable) -> Callable:
         return self.guard.trusted(fn)
 

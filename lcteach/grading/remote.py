@@ -50,6 +50,11 @@ class RemoteSession:
     def call(self, fn, args: tuple, kwargs: dict):
         return self._through(self.client.call, self._target(fn), args, kwargs)
 
+    def method(self, obj, name: str) -> RemoteMethod:
+        if not isinstance(obj, Remote):
+            raise CheckFailed(f"expected an object, got {type(obj).__name__}", "return the object the exercise asks for")
+        return obj.method(name)
+
     def callback(self, fn: Callable) -> Callback:
         return Callback(fn)
 

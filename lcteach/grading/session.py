@@ -65,6 +65,11 @@ class Case:
         function that writes into its inputs cannot change what the check compares."""
         return self.session.call(fn, args, kwargs)
 
+    def method(self, obj, name: str) -> Callable:
+        """The method ``name`` of an object the student's code returned (a cache, a memory), for
+        ``case.call``: objects keep their state between calls, in whichever process holds them."""
+        return self.session.method(obj, name)
+
     def callback(self, fn: Callable):
         """``fn``, a grader function, as an argument student code may call (it runs in the grader's process)."""
         return self.session.callback(fn)

@@ -90,3 +90,30 @@ def test_student_code_gets_copies_of_its_arguments(capsys):
 
     assert grade_part("demo", 1, [inputs_unchanged], writes_everywhere, seed=None).points == 1
     assert torch.equal(x, torch.arange(4.0))
+
+
+class Counter:
+    def __init__(self):
+        self.calls = 0
+
+    def step(self, x):
+        self.calls += 1
+        return x + self.calls
+
+
+@check("keeps state between method calls")
+def counts(student, case):
+    counter = case.call(student)
+    step = case.method(counter, "step")
+    if (case.call(step, 10), case.call(step, 10)) != (11, 12):
+        raise CheckFailed("the object forgot its state")
+
+
+def test_objects_the_student_returns_keep_their_state_locally_and_through_the_channel(capsys):
+    from types import SimpleNamespace
+
+    from grading_helpers import grade_remotely
+
+    assert grade_part("demo", 1, [counts], Counter, seed=None).points == 1
+    part = SimpleNamespace(id="demo.counter", points=1, checks=(counts,))
+    assert grade_remotely(part, Counter, seed=3).points == 1
