@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -55,6 +56,7 @@ FAMILIES = {
 ROOT_MARK, WEEK_MARK, REPO_MARK = "@ROOT@", "@WEEK@", "@REPO@"
 MARK = "lcteach_payload"  # what a hostile script or handler would say; must never be live in HTML
 LEAK = "LEAK" + "ED"  # hidden inputs printed by a case come after this marker; never in feedback
+LEAK_CODE = "'LEAK' + 'ED'"  # the marker as code: the cell's source, shown in the feedback, never holds it
 NOTEBOOK = "exercises"
 LMS_IDS = "4711_99012"  # the numbers of a Canvas download's file name
 
@@ -173,6 +175,12 @@ def params(cases: list[Case]) -> list:
     ]
 
 
+def selected(cases: list[Case]) -> list[Case]:
+    """The cases named in LCTEACH_HOSTILE_CASES (comma-separated), or all of them: a quick run of a few."""
+    names = [n.strip() for n in os.environ.get("LCTEACH_HOSTILE_CASES", "").split(",") if n.strip()]
+    return [c for c in cases if not names or c.name in names]
+
+
 # ---------------------------------------------------------------- notebook edits
 
 
@@ -272,7 +280,7 @@ def strip_cell_ids() -> Edit:
 
 def canary(week: Week) -> Edit:
     """Make the week's last graded function return nothing while the notebook's ESCAPED list is not empty."""
-    name = {"fit_exponent": "fit_exponent", "minimal_layers": "minimal_layers"}[week.canary]
+    name = week.canary  # the part and its function share the name in both weeks
     code = (
         f"_canary_{name} = {name}\n"
         f"def {name}(*args, **kwargs):\n"
@@ -378,7 +386,7 @@ class Corpus:
     results: dict[str, Result]
     cases: dict[str, Case]
     honest: list[str]
-    host_tmp: Path  # the grading processes' TMPDIR: kernels' private folders are made there
+    host_tmp: Path  # the grader's temporary folder during the batch (removed after it): kernels' folders went there
     seconds: float
     leftovers: list[str] = field(default_factory=list)  # what was left in host_tmp after the batch
 
@@ -390,18 +398,23 @@ class Corpus:
         return json.loads((self.root / "autograded" / student / self.week.name / f"{NOTEBOOK}.ipynb").read_text())
 
     def table(self) -> str:
-        """case, family, expected, got: the corpus table of issue 10's closing note."""
-        rows = [("case", "family", "expected", "got", "bug")]
-        for name, case in self.cases.items():
+        """case, family, expected, got (and seconds): the corpus table of issue 10's closing note."""
+        rows = [("case", "family", "expected", "got", "seconds", "bug")]
+        for name, case in [*self.cases.items(), *((n, None) for n in self.honest)]:
             result = self.results.get(name)
             got = "not graded" if result is None else f"{result.score:g}"
-            expected = "not graded" if case.score is None else f"{case.score:g}"
-            rows.append((name, str(case.family), expected, got, "xfail" if case.bug else ""))
-        for name in self.honest:
-            result = self.results[name]
-            rows.append((name, "honest", f"{self.week.honest:g}", f"{result.score:g}", ""))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+            seconds = "" if result is None else f"{result.seconds:.0f}"
+            if case is None:
+                rows.append((name, "honest", f"{self.week.honest:g}", got, seconds, ""))
+            else:
+                expected = "not graded" if case.score is None else f"{case.score:g}"
+                rows.append((name, str(case.family), expected, got, seconds, "xfail" if case.bug else ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        count = len(self.results)
+        return (
+            f"{table}\ngraded {count} submissions in {self.seconds:.0f} s ({60 * count / self.seconds:.1f} per minute)"
+        )
 
 
 def grade_corpus(
@@ -452,24 +465,37 @@ def grade_corpus(
         (folder / f"{NOTEBOOK}.ipynb").write_text(text)
         for change in files:
             change(folder, ctx)
-    host_tmp = base / "host-tmp"
-    host_tmp.mkdir()
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(host_tmp)  # the kernels' private folders go here, where the test can see them
+    # A short path: the kernels' sockets are made in it, and a Unix socket's path holds 107 bytes at most.
+    host_tmp = Path(tempfile.mkdtemp(prefix="lchx-"))
+    # The grader's temporary folders (the kernels' private folders among them) go where the test sees them.
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(host_tmp)
     start = time.monotonic()
     try:
         report = grade_class(root, [week.name], timeout=timeout, jobs=jobs)
     finally:
-        if saved is None:
+        tempfile.tempdir = saved[1]
+        if saved[0] is None:
             os.environ.pop("TMPDIR")
         else:
-            os.environ["TMPDIR"] = saved
+            os.environ["TMPDIR"] = saved[0]
     seconds = time.monotonic() - start
     results = {r.submission.student: r for r in report.results}
-    leftovers = sorted(str(p.relative_to(host_tmp)) for p in host_tmp.glob("lcteach-*"))
-    return Corpus(
-        root, week, report, results, {c.name: c for c in cases}, list(honest), host_tmp, seconds, leftovers
+    leftovers = sorted(str(p.relative_to(host_tmp)) for p in host_tmp.rglob("*") if "lcteach" in p.name)
+    shutil.rmtree(host_tmp, ignore_errors=True)
+    return Corpus(root, week, report, results, {c.name: c for c in cases}, list(honest), host_tmp, seconds, leftovers)
+
+
+def regrade(corpus: Corpus, students: list[str], base: Path) -> dict[str, Result]:
+    """Grade ``students`` of the corpus again, alone and with one worker, in a copy of its course root."""
+    root = base / "again"
+    shutil.copytree(
+        corpus.root, root, ignore=shutil.ignore_patterns("autograded", "feedback", "downloaded", "reports", "staged")
     )
+    for folder in (root / "submitted").iterdir():
+        if folder.name not in students:
+            shutil.rmtree(folder)
+    return {r.submission.student: r for r in grade_class(root, [corpus.week.name], timeout=600, jobs=1).results}
 
 
 # ---------------------------------------------------------------- what the tests check
@@ -614,3 +640,5 @@ def check_batch(corpus: Corpus) -> None:
     assert corpus.leftovers == [], f"kernel folders left in the host's temporary folder: {corpus.leftovers}"
     assert not (corpus.root / "hacked").exists() and not (REPO / "lcteach" / "hacked.py").exists()
     assert not Path("/usr/hacked").exists()
+    for path in (corpus.root / "autograded").glob(f"*/{corpus.week.name}/*"):
+        assert path.stat().st_size < 3 * 2**20, f"{path} is {path.stat().st_size} bytes: its output was not bounded"

@@ -11,12 +11,11 @@ Set LCTEACH_HOSTILE_CASES=name,name to grade a few cases only (with the honest n
 from __future__ import annotations
 
 import base64
-import os
 
 import pytest
 from conftest import needs_sandbox
 from hostile_corpus import (
-    LEAK,
+    LEAK_CODE,
     MARK,
     WEEK1,
     Case,
@@ -32,6 +31,7 @@ from hostile_corpus import (
     prefix,
     probe,
     replace,
+    selected,
     suffix,
     symlink,
 )
@@ -160,7 +160,9 @@ CASES = [
             suffix(
                 "tiled_attention",
                 "import contextlib\n"
-                "from torch.utils._python_dispatch import _disable_current_modes\n" + DENSE_TILED + "def tiled_attention(q, k, v, block_size=128):\n"
+                "from torch.utils._python_dispatch import _disable_current_modes\n"
+                + DENSE_TILED
+                + "def tiled_attention(q, k, v, block_size=128):\n"
                 "    off = getattr(torch._C, 'DisableTorchFunction', contextlib.nullcontext)\n"
                 "    with off(), _disable_current_modes():\n"
                 "        return _dense_tiled(q, k, v)\n",
@@ -176,21 +178,26 @@ CASES = [
         (
             suffix(
                 "tiled_attention",
-                DENSE_TILED + "def tiled_attention(q, k, v, block_size=128):\n"
+                "import ctypes, gc\n" + DENSE_TILED + "def tiled_attention(q, k, v, block_size=128):\n"
                 "    out, lse = _dense_tiled(q, k, v)\n"
-                "    try:  # restart the kernel's high-water mark of resident memory, as the grader does\n"
+                "    gc.collect()\n"
+                "    ctypes.CDLL(None).malloc_trim(0)  # the freed scores go back to the system\n"
+                "    try:  # restart the process's high-water mark of resident memory, as the grader does\n"
                 "        with open('/proc/self/clear_refs', 'w') as file:\n"
                 "            file.write('5')\n"
                 "    except OSError:\n"
                 "        pass\n"
+                "    ballast = torch.ones(q.shape[-2] * 512)  # then a peak that grows like n, under the budget\n"
+                "    del ballast\n"
                 "    return out, lse\n",
             ),
         ),
         W.without(tiled_attention=2),
         report=(MEMORY,),
-        bug="the measured process can write its own /proc/self/clear_refs: after the dense scores are freed it "
-        "resets VmHWM, and the memory check reads ~10 MiB for 512 MiB of dense attention (4/4 instead of 2/4)",
-        note="dense attention, then the resident high-water mark reset from inside",
+        bug="the measured process can write its own /proc/self/clear_refs: once its dense scores are freed "
+        "(malloc_trim) it resets VmHWM and then shows the peak it likes; the grader reads 25 MiB at n=8192 "
+        "for 512 MiB of dense attention (4/4 instead of 2/4)",
+        note="dense attention, then the resident high-water mark reset from inside and a linear ballast shown",
     ),
     # 2. delegation: the references are not in the sandbox, fused attention is fenced off
     Case(
@@ -261,7 +268,12 @@ CASES = [
     Case(
         "w1_fit_lcteach_measure",
         2,
-        (suffix("fit_exponent", "import lcteach.measure\nfit_exponent = lambda ns, values: lcteach.measure.fit_exponent(ns, values)\n"),),
+        (
+            suffix(
+                "fit_exponent",
+                "import lcteach.measure\nfit_exponent = lambda ns, values: lcteach.measure.fit_exponent(ns, values)\n",
+            ),
+        ),
         W.without("fit_exponent"),
         note="lcteach.measure is in the sandbox (its tools); its fit_exponent, the exercise, is not",
     ),
@@ -353,6 +365,23 @@ CASES = [
         0,  # nothing is handed to the grader: nothing is graded
         report=("not handed to the grader", "found: tampering: rebinds `grade`"),
         note="`grade` rebound to an object whose parts print full marks",
+    ),
+    Case(
+        "w1_patches_builtins",
+        3,
+        (
+            suffix(
+                "fit_exponent",
+                "import builtins, math\n"
+                "builtins.abs = lambda x: 0.0\n"
+                "math.isfinite = lambda x: True\n"
+                "def fit_exponent(ns, values):\n"
+                "    return 0.0\n",
+            ),
+        ),
+        W.without("fit_exponent"),
+        report=("found: patching: changes `builtins.abs`",),
+        note="builtins.abs and math.isfinite patched in the kernel, a function that returns 0",
     ),
     # 4. expected values read off the call stack: the grader is another process
     Case(
@@ -614,11 +643,21 @@ CASES = [
                 "    pass\n",
             ),
             add_cell("test_dense_attention", "raise ValueError('\\x1b[38m\\x1b]0;evil\\x07 \\x1b[2J cleared')\n"),
-            replace("written_chunk_borders", "An answer with \x1b[31mescapes\x1b[0m, \x00 NUL and \x07 bell."),
         ),
         W.honest,
         feedback=("done",),
-        note="odd escapes (OSC 8, bare SGR 38, DCS, C1 CSI), NUL and a lone surrogate in outputs, a traceback and the answer",
+        note="odd escapes (OSC 8, bare SGR 38, DCS, C1 CSI), NUL and a lone surrogate in outputs and a traceback",
+    ),
+    Case(
+        "w1_ansi_answer",
+        9,
+        (replace("written_chunk_borders", "An answer with \x1b[31mescapes\x1b[0m, \x00 NUL and \x07 bell."),),
+        W.honest,
+        feedback=("An answer with",),
+        bug="minor: SanitizeMarkdown keeps the C0 control characters of a written answer (ESC, NUL, BEL) and "
+        "they reach the feedback HTML as raw characters (invalid in HTML; a browser shows U+FFFD for NUL); "
+        "SanitizeOutputs strips them from outputs",
+        note="escapes, NUL and BEL in the written answer",
     ),
     # 10. HTML and scripts: sanitised in the feedback
     Case(
@@ -641,16 +680,10 @@ CASES = [
         11,
         (
             suffix(
-                "dense_attention",
-                "_honest = dense_attention\n"
-                "def dense_attention(q, k, v, mask=None):\n"
-                f"    print('{LEAK}', q.flatten()[:3].tolist(), q.sum().item())\n"
-                "    return _honest(q, k, v, mask)\n",
-            ),
-            suffix(
                 "process_in_chunks",
                 "def process_in_chunks(fn, x, chunk_size, overlap):\n"
-                f"    raise ValueError(f'{LEAK} {{x.sum().item()}} {{x.flatten()[:3].tolist()}}')\n",
+                f"    print({LEAK_CODE}, x.sum().item(), x.flatten()[:6].tolist())\n"
+                f"    raise RuntimeError({LEAK_CODE} + f' {{x.sum().item()}} {{x.flatten()[:3].tolist()}}')\n",
             ),
         ),
         W.without("process_in_chunks"),
@@ -667,7 +700,7 @@ CASES = [
                 "    _seen.append(q.flatten()[:3].tolist())\n"
                 "    return _honest(q, k, v, mask)\n",
             ),
-            add_cell("test_dense_attention", f"print('{LEAK}', _seen)\n"),
+            add_cell("test_dense_attention", f"print({LEAK_CODE}, _seen)\n"),
         ),
         W.honest,
         bug="hidden inputs reach the feedback through an editable cell: the function keeps the inputs it was "
@@ -677,9 +710,7 @@ CASES = [
     ),
 ]
 
-CASES = [
-    c for c in CASES if not os.environ.get("LCTEACH_HOSTILE_CASES") or c.name in os.environ["LCTEACH_HOSTILE_CASES"]
-]
+CASES = selected(CASES)
 
 HONEST_VARIANT = (
     replace(
@@ -730,7 +761,7 @@ def corpus(tmp_path_factory):
         # shorter limits keep the batch quick; a correct notebook's cells take a few seconds each
         config="c.Execute.timeout = 90\nc.SandboxedKernelManager.call_seconds = 30",
     )
-    print(f"\n{graded.table()}\ngraded {len(graded.results)} submissions in {graded.seconds:.0f} s")
+    print(f"\n{graded.table()}")
     return graded
 
 
