@@ -52,7 +52,9 @@ class RemoteSession:
 
     def method(self, obj, name: str) -> RemoteMethod:
         if not isinstance(obj, Remote):
-            raise CheckFailed(f"expected an object, got {type(obj).__name__}", "return the object the exercise asks for")
+            raise CheckFailed(
+                f"expected an object, got {type(obj).__name__}", "return the object the exercise asks for"
+            )
         return obj.method(name)
 
     def callback(self, fn: Callable) -> Callback:
