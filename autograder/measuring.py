@@ -8,7 +8,8 @@ forbidden. The grader reads, from /proc, what each call used:
   (``/proc/<pid>/clear_refs``), minus its resident memory before any student code ran, so
   memory the student's cells hold when the call starts counts too (a buffer allocated
   ahead of time is no way around the budget);
-- CPU time: the run time of all its threads (``/proc/<pid>/task/*/schedstat``), in seconds.
+- CPU time: the run time of its threads (``/proc/<pid>/task/*/schedstat``, exact, live threads),
+  or the process's own count (``/proc/<pid>/stat``, clock ticks, ended threads too) when larger.
 
 This works for an ordinary user as well as root, without a cgroup: the process cannot fork
 (seccomp), so nothing it does escapes the numbers read here.
@@ -16,6 +17,7 @@ This works for an ordinary user as well as root, without a cgroup: the process c
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -104,10 +106,14 @@ class MeasuringProcess:
         raise ChannelError(f"no {key} for the measuring process")
 
     def _cpu_seconds(self) -> float:
+        """The process's CPU time: the exact run time of its live threads, or, when larger, the
+        clock-tick count of /proc/<pid>/stat, which also holds threads that have ended."""
         total = 0
         for task in Path(f"/proc/{self.pid}/task").iterdir():
             try:
                 total += int((task / "schedstat").read_text().split()[0])
             except (OSError, IndexError, ValueError):
                 continue
-        return total / 1e9
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime and stime (fields 14 and 15 of stat)
+        return max(total / 1e9, ticks / os.sysconf("SC_CLK_TCK"))

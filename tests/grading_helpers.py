@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from notebook_source import nbgrader_cells, solution_namespace
 
 from lcteach.grading.channel import Client, Server
@@ -27,7 +28,12 @@ class InProcessMeasurer:
         self.student = fn
 
     def measure(self, fn, *args, **kwargs):
-        return measure_here(fn, *private_copy(args), **private_copy(kwargs))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in the measuring process
+        try:
+            return measure_here(fn, *private_copy(args), **private_copy(kwargs))
+        finally:
+            torch.set_num_threads(threads)
 
     def close(self) -> None:
         pass

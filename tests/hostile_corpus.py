@@ -168,9 +168,10 @@ class Case:
 
 
 def params(cases: list[Case]) -> list:
-    """``pytest.param`` per case, xfail(strict=True) where the case shows a known grader bug."""
+    """``pytest.param`` per case, xfail where the case shows a known grader bug (not strict: some of
+    those bugs show only when the machine's timing lets them)."""
     return [
-        pytest.param(case, id=case.name, marks=[pytest.mark.xfail(strict=True, reason=case.bug)] if case.bug else [])
+        pytest.param(case, id=case.name, marks=[pytest.mark.xfail(strict=False, reason=case.bug)] if case.bug else [])
         for case in cases
     ]
 
@@ -489,12 +490,14 @@ def grade_corpus(
 def regrade(corpus: Corpus, students: list[str], base: Path) -> dict[str, Result]:
     """Grade ``students`` of the corpus again, alone and with one worker, in a copy of its course root."""
     root = base / "again"
-    shutil.copytree(
-        corpus.root, root, ignore=shutil.ignore_patterns("autograded", "feedback", "downloaded", "reports", "staged")
-    )
-    for folder in (root / "submitted").iterdir():
-        if folder.name not in students:
-            shutil.rmtree(folder)
+    runtime = shutil.ignore_patterns("autograded", "feedback", "downloaded", "reports", "staged")
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        """Runtime folders, and every other student's submission (their fifos and links are not copied)."""
+        others = {n for n in names if n not in students} if Path(folder) == corpus.root / "submitted" else set()
+        return set(runtime(folder, names)) | others
+
+    shutil.copytree(corpus.root, root, symlinks=True, ignore=ignored)  # links in the copied folders stay links
     return {r.submission.student: r for r in grade_class(root, [corpus.week.name], timeout=600, jobs=1).results}
 
 

@@ -479,6 +479,25 @@ CASES = [
         "there, so the honest tiled_attention is missing or fails and loses the 2 measured points",
         note="honest: %matplotlib inline among the imports and %%time on the tiled cell",
     ),
+    Case(
+        "w1_honest_namedtuple",
+        5,
+        (
+            suffix(
+                "online_softmax_step",
+                "from collections import namedtuple\n"
+                "SoftmaxState = namedtuple('SoftmaxState', 'm l acc')\n"
+                "_step = online_softmax_step\n"
+                "def online_softmax_step(m, l, acc, scores, values):\n"
+                "    return SoftmaxState(*_step(m, l, acc, scores, values))  # a tuple, with names\n",
+            ),
+        ),
+        W.honest,
+        bug="the channel encodes tuples by exact type (type(value) in (tuple, list)): a namedtuple, which is a "
+        "tuple and passes the self-check (3/3), reaches the grader as a Remote handle, so an honest "
+        "online_softmax_step returning one scores 0/3 when graded",
+        note="honest: online_softmax_step returns its (m, l, acc) as a namedtuple",
+    ),
     # 6. limits hold per submission: forks, memory in children, busy processes next to a neighbour
     Case(
         "aa_cpu_burner",
