@@ -245,8 +245,9 @@ class _Encoder:
             return value if len(value) <= MAX_STRING else value[:MAX_STRING]
         if kind is float:
             return {"float": value.hex()}
-        if kind in (tuple, list):
-            return {kind.__name__: [self.encode(item, depth + 1) for item in value]}
+        if isinstance(value, (tuple, list)):  # a namedtuple travels as the tuple it is
+            tag = "list" if isinstance(value, list) else "tuple"
+            return {tag: [self.encode(item, depth + 1) for item in value]}
         if kind is dict and all(type(key) in (str, int) for key in value):
             return {"dict": [[key, self.encode(item, depth + 1)] for key, item in value.items()]}
         tensor = _as_plain_tensor(value)

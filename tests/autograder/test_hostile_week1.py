@@ -493,9 +493,9 @@ CASES = [
             ),
         ),
         W.honest,
-        bug="the channel encodes tuples by exact type (type(value) in (tuple, list)): a namedtuple, which is a "
-        "tuple and passes the self-check (3/3), reaches the grader as a Remote handle, so an honest "
-        "online_softmax_step returning one scores 0/3 when graded",
+        bug="was a grader bug (the channel encoded tuples by exact type, so a namedtuple reached the grader "
+        "as a handle and scored 0/3); the channel now sends tuple subclasses as tuples "
+        "(test_a_namedtuple_travels_as_a_tuple): kept xfail, not strict, until a full corpus run confirms it",
         note="honest: online_softmax_step returns its (m, l, acc) as a namedtuple",
     ),
     # 6. limits hold per submission: forks, memory in children, busy processes next to a neighbour

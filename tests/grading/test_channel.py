@@ -128,6 +128,15 @@ def test_non_contiguous_tensors_parameters_numpy_and_dataclasses():
     client.finish()
 
 
+def test_a_namedtuple_travels_as_a_tuple():
+    from collections import namedtuple
+
+    State = namedtuple("State", "m l")
+    client, hello, _, _ = serve({"identity": identity})
+    assert hello["identity"](State(1, 2.5)) == (1, 2.5)
+    client.finish()
+
+
 def test_remote_objects_keep_state_and_methods_are_called_through_the_channel():
     client, hello, _, _ = serve({"make": Counter})
     counter = hello["make"]()
