@@ -493,10 +493,7 @@ CASES = [
             ),
         ),
         W.honest,
-        bug="was a grader bug (the channel encoded tuples by exact type, so a namedtuple reached the grader "
-        "as a handle and scored 0/3); the channel now sends tuple subclasses as tuples "
-        "(test_a_namedtuple_travels_as_a_tuple): kept xfail, not strict, until a full corpus run confirms it",
-        note="honest: online_softmax_step returns its (m, l, acc) as a namedtuple",
+        note="honest: online_softmax_step returns its (m, l, acc) as a namedtuple (scored 0/3 before 3fd0cf1)",
     ),
     # 6. limits hold per submission: forks, memory in children, busy processes next to a neighbour
     Case(

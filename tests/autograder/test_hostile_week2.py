@@ -79,25 +79,36 @@ CASES = [
         note="masked dense attention: right values, dense work",
     ),
     Case(
-        "w2_bs_numpy",
+        "w2_bs_lean_numpy",
         1,
         (
             suffix(
                 "block_sparse_attention",
                 "import numpy as np\n"
+                "_honest_block_sparse = block_sparse_attention  # for the ragged checks\n"
                 "def block_sparse_attention(q, k, v, layout, block_size):\n"
                 "    qn, kn, vn, ln = (t.numpy() for t in (q, k, v, layout))\n"
-                "    mask = ln.repeat(block_size, 0).repeat(block_size, 1)[: qn.shape[-2], : kn.shape[-2]]\n"
-                "    s = np.where(mask, qn @ np.swapaxes(kn, -1, -2) / math.sqrt(qn.shape[-1]), -np.inf)\n"
-                "    m = s.max(-1, keepdims=True)\n"
-                "    e = np.exp(s - np.where(np.isfinite(m), m, 0))\n"
-                "    l = e.sum(-1, keepdims=True)\n"
-                "    return torch.from_numpy(np.ascontiguousarray(np.divide(e, l, out=np.zeros_like(e), where=l > 0) @ vn))\n",
+                "    n_q, n_k = qn.shape[-2], kn.shape[-2]\n"
+                "    if n_q % block_size or n_k % block_size:\n"
+                "        return _honest_block_sparse(q, k, v, layout, block_size)\n"
+                "    # every one of the n x n scores, computed lean: two matrix products, one exp, in place\n"
+                "    s = (qn * np.float32(1 / math.sqrt(qn.shape[-1]))).astype(qn.dtype) @ np.swapaxes(kn, -1, -2)\n"
+                "    s -= s.max(-1, keepdims=True)\n"
+                "    np.exp(s, out=s)\n"
+                "    s.reshape(*s.shape[:-2], n_q // block_size, block_size, n_k // block_size, block_size)[...] *= ln[:, None, :, None]\n"
+                "    l = s.sum(-1, keepdims=True)\n"
+                "    np.divide(1, l, out=l, where=l > 0)\n"
+                "    return torch.from_numpy(np.ascontiguousarray((s @ vn) * l))\n",
             ),
         ),
         W.without(block_sparse_attention=2),
         report=(WORK,),
-        note="masked dense attention in numpy",
+        bug="the work check compares CPU time with the reference's masked dense attention, which is slow (six "
+        "passes over n x n): masked dense attention written lean in numpy (all 4096 x 4096 scores, two products, "
+        "one exp in place) takes ~60 ms against its ~240 ms, 25% < the 35% budget, and gets the 2 measured points. "
+        "(A plain numpy dense version takes ~43% and passes on a loaded machine now and then.) A ratio of the "
+        "student's own times at two densities would separate dense from sparse work",
+        note="masked dense attention in numpy, written lean",
     ),
     Case(
         "w2_bs_short_thread",
@@ -261,7 +272,6 @@ CASES = [
         ),
         W.without("topk_attention", "minimal_layers"),  # its own minimal_layers calls the patched torch.equal
         note="patches lcteach.grading's results, hand-off and channel, and torch.allclose/equal, in the kernel",
-        bug="failed in the fresh-clone CI run of 30b9533 with 7 failures there, under load from a second grading batch; not yet diagnosed",
     ),
     Case(
         "w2_replaces_grade_part",
@@ -617,7 +627,6 @@ CASES = [
         ),
         W.honest,
         note="prints the hidden arguments (the layout's seed among them) while graded",
-        bug="failed in the fresh-clone CI run of 30b9533 with 7 failures there, under load from a second grading batch; not yet diagnosed",
     ),
     # sandbox escapes: files, network, writes outside the scratch folder
     Case(
