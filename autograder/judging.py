@@ -21,7 +21,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +92,7 @@ class NotebookJudge:
         self._lock = threading.Lock()
         self._current: tuple[str, GraderCall, list[str]] | None = None
         self._results: dict[str, object] = {}
-        self._busy = threading.Event()
+        self._judging = threading.Lock()  # held while a hand-off is judged
         self._stop = threading.Event()
         self.listener.settimeout(0.2)
         self._thread = threading.Thread(target=self._accept, name="lcteach-judge", daemon=True)
@@ -106,12 +105,14 @@ class NotebookJudge:
 
     def result(self, cell_id: str, wait: float = 5.0):
         """The PartResult of a graded cell once it has run, or None when it handed nothing over."""
-        deadline = time.monotonic() + wait
-        while self._busy.is_set() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with self._lock:
-            self._current = None
-            return self._results.get(cell_id)
+        finished = self._judging.acquire(timeout=wait)
+        try:
+            with self._lock:
+                self._current = None
+                return self._results.get(cell_id)
+        finally:
+            if finished:
+                self._judging.release()
 
     def close(self) -> None:
         self._stop.set()
@@ -125,11 +126,8 @@ class NotebookJudge:
                 continue
             except OSError:
                 return
-            self._busy.set()
-            try:
+            with self._judging:
                 self._judge(connection)
-            finally:
-                self._busy.clear()
 
     def _judge(self, connection: socket.socket) -> None:
         from lcteach.grading.channel import ChannelError, Client

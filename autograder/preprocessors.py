@@ -237,9 +237,10 @@ class JudgeGradeCells(NbGraderPreprocessor):
         student_cells = [(c.id, c.source) for c in nb.cells if c.cell_type == "code" and not utils.is_locked(c)]
         findings = inspect_cells(student_cells)
         parts = []
+        judged = _week_module(resources["nbgrader"]["assignment"]) is not None
         for cell in nb.cells:
-            call = grader_call(cell.source) if cell.cell_type == "code" and utils.is_grade(cell) else None
-            if call is None or utils.is_solution(cell) or _week_module(resources["nbgrader"]["assignment"]) is None:
+            call = grader_call(cell.source) if judged and cell.cell_type == "code" and utils.is_grade(cell) else None
+            if call is None or utils.is_solution(cell):
                 continue
             points, report, failed = _verdict(call, verdicts.get(cell.id))
             status = statuses.get(cell.id)

@@ -645,3 +645,39 @@ def check_batch(corpus: Corpus) -> None:
     assert not Path("/usr/hacked").exists()
     for path in (corpus.root / "autograded").glob(f"*/{corpus.week.name}/*"):
         assert path.stat().st_size < 3 * 2**20, f"{path} is {path.stat().st_size} bytes: its output was not bounded"
+
+
+def corpus_tests(week: Week, cases: list[Case], honest_variant: tuple[Edit, ...], config: str):
+    """The corpus fixture and the tests every week's corpus passes: bind them in the week's test
+    module as ``corpus, test_hostile_submission_scores_what_it_earns, test_honest_neighbours_keep_every_point,
+    test_the_batch_survives = corpus_tests(...)``. ``config`` goes into the course root's nbgrader_config.py."""
+
+    @pytest.fixture(scope="module")
+    def corpus(tmp_path_factory):
+        graded = grade_corpus(
+            tmp_path_factory.mktemp(f"hostile-{week.name}"),
+            week,
+            cases,
+            {"full": (), "honest_variant": honest_variant},
+            config=config,
+        )
+        print(f"\n{graded.table()}")
+        return graded
+
+    @pytest.mark.parametrize("case", params(cases))
+    def test_hostile_submission_scores_what_it_earns(corpus, case):
+        check_case(corpus, case)
+
+    @pytest.mark.parametrize("student", ["full", "honest_variant"])
+    def test_honest_neighbours_keep_every_point(corpus, student):
+        check_honest(corpus, student)
+
+    def test_the_batch_survives(corpus):
+        check_batch(corpus)
+
+    return (
+        corpus,
+        test_hostile_submission_scores_what_it_earns,
+        test_honest_neighbours_keep_every_point,
+        test_the_batch_survives,
+    )

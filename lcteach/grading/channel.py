@@ -33,10 +33,12 @@ A reply that breaks this format raises ``ChannelError``; one that takes too long
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -149,29 +151,19 @@ class Tool:
         return f"<tool {self.name}>"
 
 
-def _create_mask(*args, **kwargs):
-    from torch.nn.attention.flex_attention import create_mask
-
-    return create_mask(*args, **kwargs)
-
-
-def _call_with_global_seed(fn, global_seed: int, *args):
-    from lcteach.grading.probes import call_with_global_seed
-
-    return call_with_global_seed(fn, global_seed, *args)
-
-
-def _table_mask_mod(table):
-    from lcteach.grading.probes import table_mask_mod
-
-    return table_mask_mod(table)
-
-
-TOOLS: dict[str, Callable] = {
-    "create_mask": _create_mask,
-    "call_with_global_seed": _call_with_global_seed,
-    "table_mask_mod": _table_mask_mod,
+# Functions of the student's side that the trusted side names: "module:function", imported
+# where first used (the trusted side maps its own copies of them to these names, remote.py).
+TOOLS = {
+    "create_mask": "torch.nn.attention.flex_attention:create_mask",
+    "call_with_global_seed": "lcteach.grading.probes:call_with_global_seed",
+    "table_mask_mod": "lcteach.grading.probes:table_mask_mod",
 }
+
+
+def tool(name: str) -> Callable:
+    """The function ``TOOLS`` names ``name``, in this process."""
+    module, _, function = TOOLS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 # ---------------------------------------------------------------- frames
@@ -282,8 +274,6 @@ class _Encoder:
 
 def _as_plain_tensor(value):
     """``value`` as a strided torch tensor of an allowed dtype, or None (torch is imported only if loaded)."""
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(value, torch.Tensor):
         return None
@@ -293,8 +283,6 @@ def _as_plain_tensor(value):
 
 
 def _numpy_data(value):
-    import sys
-
     np = sys.modules.get("numpy")
     if np is None:
         return None
@@ -598,7 +586,7 @@ class Server:
         if "tool" in target:
             if target["tool"] not in TOOLS:
                 raise ChannelError("a call to an unknown tool")
-            return TOOLS[target["tool"]]
+            return tool(target["tool"])
         obj = self._handle(target.get("ref"))
         if "method" in target:
             name = target["method"]
@@ -630,7 +618,7 @@ class Server:
             if tag == "ref":
                 return self._handle(body)
             if tag == "tool" and body in TOOLS:
-                return TOOLS[body]
+                return tool(body)
             if tag == "callback" and type(body) is int:
                 return self._callback(body)
             raise ChannelError(f"an unknown entry {str(tag)[:40]!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lcteach.grading.channel import (
+    TOOLS,
     Callback,
     ChannelError,
     ChannelTimeout,
@@ -20,21 +21,14 @@ from lcteach.grading.channel import (
     RemoteMethod,
     StudentRaised,
     Tool,
+    tool,
 )
 from lcteach.grading.results import CheckFailed
 
 
 def _tools() -> dict[Callable, str]:
-    """Trusted-side functions that stand for the student's side's tools of the same name."""
-    from torch.nn.attention.flex_attention import create_mask
-
-    from lcteach.grading import probes
-
-    return {
-        create_mask: "create_mask",
-        probes.call_with_global_seed: "call_with_global_seed",
-        probes.table_mask_mod: "table_mask_mod",
-    }
+    """This process's copies of the student's side's tools, each mapped to its name in ``TOOLS``."""
+    return {tool(name): name for name in TOOLS}
 
 
 class RemoteSession:

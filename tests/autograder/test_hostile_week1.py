@@ -21,13 +21,9 @@ from hostile_corpus import (
     Case,
     add_cell,
     canary,
-    check_batch,
-    check_case,
-    check_honest,
+    corpus_tests,
     fifo,
     find_cell,
-    grade_corpus,
-    params,
     prefix,
     probe,
     replace,
@@ -767,29 +763,10 @@ HONEST_VARIANT = (
 )
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    graded = grade_corpus(
-        tmp_path_factory.mktemp("hostile-week1"),
-        W,
-        CASES,
-        {"full": (), "honest_variant": HONEST_VARIANT},
-        # shorter limits keep the batch quick; a correct notebook's cells take a few seconds each
-        config="c.Execute.timeout = 90\nc.SandboxedKernelManager.call_seconds = 30",
-    )
-    print(f"\n{graded.table()}")
-    return graded
-
-
-@pytest.mark.parametrize("case", params(CASES))
-def test_hostile_submission_scores_what_it_earns(corpus, case):
-    check_case(corpus, case)
-
-
-@pytest.mark.parametrize("student", ["full", "honest_variant"])
-def test_honest_neighbours_keep_every_point(corpus, student):
-    check_honest(corpus, student)
-
-
-def test_the_batch_survives(corpus):
-    check_batch(corpus)
+# shorter limits keep the batch quick; a correct notebook's cells take a few seconds each
+(
+    corpus,
+    test_hostile_submission_scores_what_it_earns,
+    test_honest_neighbours_keep_every_point,
+    test_the_batch_survives,
+) = corpus_tests(W, CASES, HONEST_VARIANT, config="c.Execute.timeout = 90\nc.SandboxedKernelManager.call_seconds = 30")

@@ -21,16 +21,12 @@ from hostile_corpus import (
     Case,
     add_cell,
     canary,
-    check_batch,
-    check_case,
-    check_honest,
+    corpus_tests,
     delete,
     fifo,
-    grade_corpus,
     hardlink,
     metadata,
     move_to_top,
-    params,
     prefix,
     probe,
     regrade,
@@ -912,32 +908,13 @@ HONEST_VARIANT = (
 )
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    graded = grade_corpus(
-        tmp_path_factory.mktemp("hostile-week2"),
-        W,
-        CASES,
-        {"full": (), "honest_variant": HONEST_VARIANT},
-        # shorter limits keep the batch quick; a correct notebook's cells take a few seconds each
-        config="c.Execute.timeout = 60\nc.SandboxedKernelManager.call_seconds = 20",
-    )
-    print(f"\n{graded.table()}")
-    return graded
-
-
-@pytest.mark.parametrize("case", params(CASES))
-def test_hostile_submission_scores_what_it_earns(corpus, case):
-    check_case(corpus, case)
-
-
-@pytest.mark.parametrize("student", ["full", "honest_variant"])
-def test_honest_neighbours_keep_every_point(corpus, student):
-    check_honest(corpus, student)
-
-
-def test_the_batch_survives(corpus):
-    check_batch(corpus)
+# shorter limits keep the batch quick; a correct notebook's cells take a few seconds each
+(
+    corpus,
+    test_hostile_submission_scores_what_it_earns,
+    test_honest_neighbours_keep_every_point,
+    test_the_batch_survives,
+) = corpus_tests(W, CASES, HONEST_VARIANT, config="c.Execute.timeout = 60\nc.SandboxedKernelManager.call_seconds = 20")
 
 
 def test_lms_members_that_are_links_or_leave_the_folder_are_refused(corpus):
