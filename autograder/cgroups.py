@@ -82,6 +82,20 @@ class SubmissionCgroup:
                     continue
         return None
 
+    def oom_kills(self) -> int:
+        """How many of the submission's processes the kernel killed at the memory limit."""
+        for name in ("memory.events", "memory.oom_control"):  # v2, v1: a line "oom_kill N"
+            for path in self.paths:
+                try:
+                    lines = (path / name).read_text().splitlines()
+                except OSError:
+                    continue
+                for line in lines:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and value.strip().isdigit():
+                        return int(value)
+        return 0
+
     def remove(self) -> None:
         """Kill what is left in the cgroup and remove it."""
         for path in reversed(self.paths):

@@ -24,14 +24,36 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
+from IPython.core.inputtransformer2 import TransformerManager
 
-from autograder.sandbox import Limits, sandbox_command, sandbox_environment
+from autograder.sandbox import START_SECONDS, Limits, sandbox_command, sandbox_environment, sandboxed_pythons
 from lcteach.grading.channel import ChannelError, Client, Remote, recv_frame, send_frame
 from lcteach.grading.local import Measured
 
-WORKER_LIMITS = Limits(memory_bytes=4 * 2**30, processes=8, cpu_seconds=300, file_bytes=2**20, scratch_bytes=16 * 2**20)
-START_SECONDS = 60  # to import torch and run the notebook's cells
+WORKER_LIMITS = Limits(
+    memory_bytes=4 * 2**30, processes=32, cpu_seconds=300, file_bytes=2**20, scratch_bytes=16 * 2**20
+)
+
+
+CELL_MAGICS_RUN = ("time", "timeit", "capture", "prun")  # cell magics whose body the measuring process runs (once)
+
+
+def python_source(cell: str) -> str:
+    """A notebook cell as the plain Python that IPython would run.
+
+    Line magics and shell escapes become calls of ``get_ipython()``, which does nothing in the
+    measuring process; the body of a ``%%time``-like cell magic runs as it is; a cell under any
+    other cell magic (``%%bash``, ``%%writefile``) does not run there.
+    """
+    head, _, body = cell.lstrip().partition("\n")
+    if head.startswith("%%"):
+        if head[2:].split()[:1] not in [[magic] for magic in CELL_MAGICS_RUN]:
+            return ""
+        cell = body
+    try:
+        return TransformerManager().transform_cell(cell)
+    except Exception:  # noqa: BLE001 - what IPython cannot read runs as it is, and fails as it would
+        return cell
 
 
 class MeasuringProcess:
@@ -57,7 +79,7 @@ class MeasuringProcess:
                 raise ChannelError("the measuring process did not start")
             self.pid = self._python_pid()
             self.baseline = self._status("VmRSS")
-            send_frame(trusted, {"op": "setup", "cells": cells, "student": student}, [])
+            send_frame(trusted, {"op": "setup", "cells": [python_source(c) for c in cells], "student": student}, [])
             self.client.time_limit = START_SECONDS
             self.student = self.client.hello()["student"]
             self.client.time_limit = call_seconds
@@ -89,11 +111,7 @@ class MeasuringProcess:
 
     def _python_pid(self) -> int:
         """The host pid of the worker: the one Python process under bubblewrap (it cannot fork)."""
-        pythons = [
-            child.pid
-            for child in psutil.Process(self.process.pid).children(recursive=True)
-            if child.cmdline()[:3] == [sys.executable, "-m", "lcteach.grading.worker"]
-        ]
+        pythons = sandboxed_pythons(self.process.pid, "lcteach.grading.worker")
         if len(pythons) != 1:
             raise ChannelError(f"expected one measuring process, found {len(pythons)}")
         return pythons[0]

@@ -22,7 +22,7 @@ from nbgrader.preprocessors import (
 )
 
 from autograder.preprocessors import GuardedExecute, JudgeGradeCells, RestoreReleasedCells
-from autograder.sanitizing import SanitizeMarkdown, SanitizeOutputs
+from autograder.sanitizing import HideOutputsAfterGrading, SanitizeMarkdown, SanitizeOutputs
 
 c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
 
@@ -82,11 +82,13 @@ c.SandboxedKernelManager.call_seconds = 60  # one graded call of student code
 
 # Feedback shows each test cell as the student received it: the hidden test code (and the
 # hidden seed it passes to the grader) is cut out before the HTML is written.
-# Student markdown and outputs are sanitised again (autograder/sanitizing.py), so that feedback
-# of a notebook autograded before is safe too.
+# Outputs of cells after the first graded cell are not shown (student code could print the
+# hidden inputs it was called with there). Student markdown and outputs are sanitised again
+# (autograder/sanitizing.py), so that feedback of a notebook autograded before is safe too.
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     ClearHiddenTests,
+    HideOutputsAfterGrading,
     SanitizeMarkdown,
     SanitizeOutputs,
     CSSHTMLHeaderPreprocessor,

@@ -7,7 +7,7 @@ Every process that runs student code starts inside bubblewrap:
   the policy names (``lcteach.grading.policy.SANDBOX_MODULES``): no reference implementation,
   no grader check, nothing else of the repository (no ``solutions/``, no gradebook, no other
   submission);
-- a private tmpfs of bounded size as /tmp, the only place it can write;
+- a private tmpfs of bounded size as /tmp, the only place it can write (/proc is read-only);
 - rlimits on address space, CPU time and file size, and on processes where they hold.
 
 As root, bubblewrap starts without a user namespace and ``setpriv`` drops the process to a uid
@@ -15,13 +15,17 @@ of its own (no account): the process limit (per uid) then counts this submission
 an ordinary user, bubblewrap makes an unprivileged user namespace; the process limit would
 count all of the user's own processes, so it is set to what the user runs now plus the limit.
 
-The kernel talks to nbgrader over Unix sockets (ZeroMQ's ipc transport) in a private folder,
-and to the trusted grader over ``grader.sock`` there (``lcteach.grading.channel``). Limits
-are traits, set in ``nbgrader_config.py`` (``c.SandboxedKernelManager.memory_bytes = ...``).
+The kernel talks to nbgrader over Unix sockets (ZeroMQ's ipc transport) that it creates in its
+bounded /tmp (``KERNEL_IPC``), which nbgrader reaches from outside through
+``/proc/<pid>/root``, and to the trusted grader over ``grader.sock``. That socket and the
+connection file sit in a private folder on the host that the sandbox sees read-only: nothing
+the kernel writes lands outside its bounded /tmp. Limits are traits, set in
+``nbgrader_config.py`` (``c.SandboxedKernelManager.memory_bytes = ...``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import importlib.util
 import os
@@ -33,6 +37,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, Unicode
 
@@ -43,6 +48,8 @@ REPO = Path(__file__).resolve().parent.parent
 SCRATCH_WORKDIR = "/tmp/submission"  # the kernel's working folder inside the sandbox
 SCRATCH_ENV = "LCTEACH_SCRATCH"  # a folder per submission for the kernels' private folders (pipeline.py)
 GRADER_SOCKET = "grader.sock"  # in the kernel's private folder: the channel to the trusted grader
+START_SECONDS = 60  # for a sandboxed Python to start
+KERNEL_IPC = "/tmp/.kernel-ipc"  # inside the sandbox: the kernel's ZeroMQ sockets are KERNEL_IPC-<port>
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,10 @@ def sandbox_command(
         "usr/bin",
         "/bin",
         "--proc",
+        "/proc",
+        # Read-only: a process cannot reset its own memory high-water mark (clear_refs) that the
+        # trusted grader reads from outside, or write anything else of its own there.
+        "--remount-ro",
         "/proc",
         "--dev",
         "/dev",
@@ -180,6 +191,22 @@ def _tasks_of_user() -> int:
     return count
 
 
+def sandboxed_pythons(pid: int, module: str) -> list[int]:
+    """Host pids of the processes under ``pid`` that run ``python -m module`` (in a sandbox)."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            if child.cmdline()[:3] == [sys.executable, "-m", module]:
+                found.append(child.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 def sandbox_environment(**extra: str) -> dict[str, str]:
     """The environment of a sandboxed process: this one's, with a home in the scratch folder."""
     return {
@@ -238,12 +265,19 @@ class SandboxedKernelManager(AsyncKernelManager):
     def sandbox_uid(self) -> int:
         return self.uid_base + os.getpid()
 
+    @property
+    def measuring_uid(self) -> int:
+        """As root, the uid of this submission's measuring processes: not the kernel's, whose
+        threads would count against their process limit (pids stay below 2**22)."""
+        return self.sandbox_uid + 2**22
+
     async def _async_pre_start_kernel(self, **kwargs):
+        self.ip = KERNEL_IPC  # the connection file holds the kernel's own view (a restart too)
         command, kwargs = await super()._async_pre_start_kernel(**kwargs)
         uid = self.sandbox_uid
         workdir = Path(kwargs.get("cwd") or os.getcwd()).resolve()
-        # The kernel reads its connection file and creates its sockets in the private folder,
-        # which becomes the sandbox user's.
+        # The kernel reads its connection file and connects to the grader's socket in the private
+        # folder, which it sees read-only.
         connection = self._private / "connection.json"
         shutil.copyfile(self.connection_file, connection)
         command = [str(connection) if part == self.connection_file else part for part in command]
@@ -266,8 +300,20 @@ class SandboxedKernelManager(AsyncKernelManager):
             f'mkdir -p {SCRATCH_WORKDIR}; cp -R "$0"/. {SCRATCH_WORKDIR} 2>/dev/null; cd {SCRATCH_WORKDIR} && exec "$@"',
             str(workdir),
         ]
-        prefix = sandbox_command(self.limits, uid, readonly=[workdir], writable=[self._private])
+        prefix = sandbox_command(self.limits, uid, readonly=[workdir, self._private])
         return prefix + start + command, kwargs
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kwargs) -> None:
+        """Launch, then reach the kernel's sockets in its /tmp from outside (``/proc/<pid>/root``)."""
+        await super()._async_launch_kernel(kernel_cmd, **kwargs)
+        process = self.provisioner.process
+        for _ in range(int(START_SECONDS / 0.02)):
+            pids = sandboxed_pythons(process.pid, "lcteach.grading.kernel")
+            if pids or process.poll() is not None:
+                break
+            await asyncio.sleep(0.02)
+        if pids:
+            self.ip = f"/proc/{pids[0]}/root{KERNEL_IPC}"
 
     async def _async_interrupt_kernel(self) -> None:
         """Interrupt by a message on the control channel: ipykernel then signals itself.

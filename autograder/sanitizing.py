@@ -9,11 +9,15 @@ autograded notebook in the instructor's browser, and in the feedback HTML. So be
   ``image/jpeg`` (checked to be base64) only: HTML, JavaScript, SVG, Markdown, LaTeX, widgets
   and any other type are dropped with a note. One odd escape can no longer crash nbconvert's
   ``ansi2html`` (``\\x1b[38m`` did) and so the feedback.
+- ``HideOutputsAfterGrading`` (feedback): the outputs of code cells that ran after the first
+  graded cell are not shown, but the grader's own verdicts: student code that kept the hidden
+  inputs it was called with could print them there, and the feedback goes back to the student.
 - ``SanitizeMarkdown`` (autograde's sanitize steps; feedback): every markdown cell a student
   could edit (all but locked cells) is parsed with the parser nbconvert renders it with; if it
   holds raw HTML, a link or image whose address is not plainly safe, TeX that makes links or
   HTML, or renders to anything outside a small list of tags and attributes, it is replaced by its
-  text in a code block, which renders as text. Plain Markdown answers stay as written. Editable
+  text in a code block, which renders as text. Plain Markdown answers stay as written, less
+  their control characters (but tab and line breaks). Editable
   raw cells lose the format that would put them into the HTML as is, and attachments keep PNG
   and JPEG images only.
 """
@@ -45,6 +49,8 @@ _ESCAPES = re.compile(
 # C0 and C1 controls but tab and newline, DEL, lone surrogates; ESC is left only in the colours
 # that _ESCAPES rebuilt.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\ud800-\udfff]")
+# In a written answer no control character is kept but tab, newline and carriage return.
+_MARKDOWN_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _SGR_SIMPLE = {0, 1, 2, 3, 4, 5, 7, 8, 9, *range(21, 30), *range(30, 38), 39, *range(40, 48), 49}
 _SGR_SIMPLE |= {*range(90, 98), *range(100, 108)}
 
@@ -372,7 +378,8 @@ class SanitizeMarkdown(NbGraderPreprocessor):
         if utils.is_locked(cell):
             return cell, resources
         if cell.cell_type == "markdown":
-            source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+            source = _MARKDOWN_CONTROLS.sub("", cell.source if isinstance(cell.source, str) else "".join(cell.source))
+            cell.source = source
             if "attachments" in cell:
                 cell.attachments = _safe_attachments(cell.attachments)
                 if not cell.attachments:
@@ -386,3 +393,21 @@ class SanitizeMarkdown(NbGraderPreprocessor):
             for key in ("format", "raw_mimetype"):
                 cell.metadata.pop(key, None)
         return cell, resources
+
+
+class HideOutputsAfterGrading(NbGraderPreprocessor):
+    """In feedback, drop the outputs of the code cells after the first graded cell (graded cells
+    keep theirs: the grader wrote them); see the module docstring."""
+
+    def preprocess(self, nb, resources):
+        graded = False
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            if utils.is_grade(cell):
+                graded = True
+            elif graded and cell.get("outputs"):
+                cell.outputs = [
+                    _note("[outputs of cells that ran after the first graded cell are not shown in feedback]\n")
+                ]
+        return nb, resources

@@ -104,9 +104,18 @@ def _warm_up() -> None:
     create_mask(lambda b, h, q_idx, kv_idx: q_idx >= kv_idx, None, None, 8, 8, device="cpu")
 
 
+class _Shell:
+    """What ``get_ipython()`` returns here: every method does nothing (magics, shell escapes)."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
 def run_cells(cells: list[str]) -> dict:
-    """Run notebook cells in one namespace, their output discarded; a cell that fails is skipped."""
-    namespace = {"__name__": "__main__"}
+    """Run notebook cells (as plain Python, ``measuring.python_source``) in one namespace, their
+    output discarded; a cell that fails is skipped."""
+    shell = _Shell()
+    namespace = {"__name__": "__main__", "get_ipython": lambda: shell}
     sink = io.StringIO()
     for index, source in enumerate(cells):
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):

@@ -59,6 +59,7 @@ def test_forked_children_share_one_memory_limit(cgroup, monkeypatch):
     process = sandboxed(cgroup, monkeypatch, sys.executable, "-c", TWO_CHILDREN)
     output, _ = process.communicate(timeout=60)
     assert output.strip() == "[-9, 0]", output  # the kernel OOM-kills one child, the other finishes
+    assert cgroup.oom_kills() == 1  # and the report can say so
 
 
 def test_the_report_says_which_limits_hold():

@@ -190,9 +190,6 @@ CASES = [
         ),
         W.without(tiled_attention=2),
         report=(MEMORY,),
-        bug="the measured process can write its own /proc/self/clear_refs: once its dense scores are freed "
-        "(malloc_trim) it resets VmHWM and then shows the peak it likes; the grader reads 25 MiB at n=8192 "
-        "for 512 MiB of dense attention (4/4 instead of 2/4)",
         note="dense attention, then the resident high-water mark reset from inside and a linear ballast shown",
     ),
     # 2. delegation: the references are not in the sandbox, fused attention is fenced off
@@ -310,20 +307,22 @@ CASES = [
         (
             suffix(
                 "tiled_attention",
+                "import gc, importlib, sys\n"
                 "def tiled_attention(q, k, v, block_size=128):\n"
-                "    fence = torch.nn.functional.scaled_dot_product_attention.__globals__.get('_LIBRARIES', [])\n"
-                "    for library in fence:  # the fence's kernel registrations, undone\n"
+                "    kernel = sys.modules.get('lcteach.grading.kernel')\n"
+                "    for library in getattr(kernel, '_LIBRARIES', []):  # the fence's registrations, if listed\n"
                 "        library._destroy()\n"
-                "    fence.clear()\n"
+                "    for thing in gc.get_objects():  # any registration handle or Library on aten, destroyed\n"
+                "        if type(thing).__name__ in ('Library', '_DispatchModule') and getattr(thing, 'ns', 'aten') == 'aten':\n"
+                "            getattr(thing, '_destroy', getattr(thing, 'reset', lambda: None))()\n"
+                "    importlib.reload(torch.nn.functional)\n"
                 "    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v)[:2]\n"
                 "    return out, lse\n",
             ),
         ),
         W.without("tiled_attention"),
-        bug="the fence is undone from student code: the refusing function's __globals__ holds "
-        "lcteach.grading.kernel._LIBRARIES, and Library._destroy() restores torch's CPU flash attention "
-        "(4/4 instead of 0/4: flash attention is exact and O(n) in memory)",
-        note="the fence's torch.library registrations destroyed, then CPU flash attention",
+        note="the fence sought in the kernel module and through the garbage collector and destroyed, "
+        "torch.nn.functional reloaded, then CPU flash attention",
     ),
     # 3. forged outputs: the graded cells' outputs are the trusted grader's verdict alone
     Case(
@@ -470,9 +469,6 @@ CASES = [
         5,
         (magics,),
         W.honest,
-        bug="the measuring process (lcteach.grading.worker.run_cells) compiles cells as plain Python: a cell "
-        "with an IPython magic (%matplotlib inline among the imports, %%time on a solution cell) is skipped "
-        "there, so the honest tiled_attention is missing or fails and loses the 2 measured points",
         note="honest: %matplotlib inline among the imports and %%time on the tiled cell",
     ),
     Case(
@@ -592,9 +588,6 @@ CASES = [
             canary(W),
         ),
         W.honest,
-        bug="the kernel's private folder (the grader socket's folder, bound writable into the sandbox) is in "
-        "the host's temporary folder with no size limit: the kernel wrote 320 MiB there (and any number of "
-        "64 MiB files would go), outside the bounded scratch tmpfs",
         note="writes 320 MiB into the folder of LCTEACH_GRADING_SOCKET",
     ),
     # 8. links and fifos in the submission folder are never followed
@@ -666,9 +659,6 @@ CASES = [
         (replace("written_chunk_borders", "An answer with \x1b[31mescapes\x1b[0m, \x00 NUL and \x07 bell."),),
         W.honest,
         feedback=("An answer with",),
-        bug="minor: SanitizeMarkdown keeps the C0 control characters of a written answer (ESC, NUL, BEL) and "
-        "they reach the feedback HTML as raw characters (invalid in HTML; a browser shows U+FFFD for NUL); "
-        "SanitizeOutputs strips them from outputs",
         note="escapes, NUL and BEL in the written answer",
     ),
     # 10. HTML and scripts: sanitised in the feedback
@@ -715,9 +705,6 @@ CASES = [
             add_cell("test_dense_attention", f"print({LEAK_CODE}, _seen)\n"),
         ),
         W.honest,
-        bug="hidden inputs reach the feedback through an editable cell: the function keeps the inputs it was "
-        "called with and a cell after the graded one prints them; only graded cells' outputs are replaced. "
-        "Seeds are stable per student and part, so a regraded resubmission could look its inputs up",
         note="keeps its hidden inputs and prints them in a cell after the graded one",
     ),
 ]

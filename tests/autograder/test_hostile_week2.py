@@ -99,11 +99,6 @@ CASES = [
         ),
         W.without(block_sparse_attention=2),
         report=(WORK,),
-        bug="the work check compares CPU time with the reference's masked dense attention, which is slow (six "
-        "passes over n x n): masked dense attention written lean in numpy (all 4096 x 4096 scores, two products, "
-        "one exp in place) takes ~60 ms against its ~240 ms, 25% < the 35% budget, and gets the 2 measured points. "
-        "(A plain numpy dense version takes ~43% and passes on a loaded machine now and then.) A ratio of the "
-        "student's own times at two densities would separate dense from sparse work",
         note="masked dense attention in numpy, written lean",
     ),
     Case(
@@ -145,9 +140,6 @@ CASES = [
         ),
         W.without(block_sparse_attention=2),
         report=(WORK,),
-        bug="the work check measures WORK_REPEATS=2 calls on the very same inputs and keeps the fastest: a "
-        "function that memoises its (dense) result answers the second call from its cache at almost no CPU "
-        "time and gets the 2 measured points (fresh inputs per repeat, or the slowest call, would not allow it)",
         note="masked dense attention, memoised on its inputs' bytes",
     ),
     # 2. delegation
@@ -186,9 +178,6 @@ CASES = [
             ),
         ),
         W.without("block_sparse_attention"),
-        bug="the fence replaces the module attribute torch.nn.attention.flex_attention.flex_attention only: "
-        "importlib.reload of that module brings FlexAttention back, and its exact results earn the 3 correctness "
-        "checks (2 of 4 points; only the measured work fails)",
         note="FlexAttention brought back by reloading its module",
     ),
     Case(
@@ -471,10 +460,6 @@ CASES = [
             ),
         ),
         W.honest,
-        bug="the measuring process runs as the kernel's uid with RLIMIT_NPROC 8 (WORKER_LIMITS.processes), "
-        "which the kernel's own threads already use up: as root it cannot start a single thread, so an honest "
-        "function that uses a thread pool raises RuntimeError (can't start new thread) in the measured call and "
-        "loses the 2 measured points, after passing its checks in the kernel",
         note="honest: a block-sparse kernel that runs its query blocks on a pool of two threads",
     ),
     # 7. scratch space

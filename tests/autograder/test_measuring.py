@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import needs_sandbox
 
-from autograder.measuring import MeasuringProcess
+from autograder.measuring import MeasuringProcess, python_source
 from lcteach.grading.channel import StudentRaised
 
 pytestmark = needs_sandbox
@@ -40,6 +40,11 @@ def tiled(q, k, v, block_size=256):
     "def spawns():\n    return subprocess.run(['true']).returncode\n"
     "def fused(q):\n    return torch.nn.functional.scaled_dot_product_attention(q, q, q)\n"
     "def reference(q):\n    import lcteach.kernels\n    return lcteach.kernels.dense_attention(q, q, q)\n"
+    "def resets_its_peak():\n    open('/proc/self/clear_refs', 'w').write('5')\n"
+    "def pooled(q):\n    from concurrent.futures import ThreadPoolExecutor\n"
+    "    with ThreadPoolExecutor(8) as pool:\n        return sum(pool.map(lambda row: float(row.sum()), q))\n"
+    "def unfenced(q):\n    import importlib, torch.nn.attention.flex_attention as flex\n"
+    "    return importlib.reload(flex).flex_attention(q, q, q)\n"
     "def threads(q):\n    import threading\n    out = []\n"
     "    t = threading.Thread(target=lambda: out.append(q @ q.transpose(-2, -1)))\n    t.start(); t.join()\n"
     "    return out[0].sum()\n",
@@ -109,3 +114,28 @@ def test_fused_attention_and_the_references_are_not_there():
     with measurer("reference") as process, pytest.raises(StudentRaised) as raised:
         process.client.call(process.student, q)
     assert raised.value.is_a(ImportError)
+
+
+def test_the_measuring_process_cannot_reset_its_own_peak():
+    with measurer("resets_its_peak") as process, pytest.raises(StudentRaised) as raised:
+        process.client.call(process.student)
+    assert raised.value.is_a(OSError)  # /proc is read-only in the sandbox
+
+
+def test_a_thread_pool_runs_in_the_measuring_process():
+    with measurer("pooled") as process:
+        q = torch.ones(64, 16)
+        assert process.measure(process.student, q).value == 64 * 16
+
+
+def test_flex_attention_stays_fenced_when_its_module_is_reloaded():
+    with measurer("unfenced") as process, pytest.raises(StudentRaised) as raised:
+        process.client.call(process.student, torch.randn(1, 1, 128, 16))
+    assert raised.value.type_name == "FencedOff"
+
+
+def test_cells_with_ipython_syntax_run_as_ipython_would():
+    cells = ["%matplotlib inline\nimport torch\n!echo shell", "%%time\ndef timed(x):\n    return x + 1\n"]
+    assert python_source("%%bash\nrm -rf /tmp/x") == ""
+    with MeasuringProcess(cells, "timed", uid=100_000_000 + os.getpid()) as process:
+        assert process.measure(process.student, 41).value == 42

@@ -67,6 +67,10 @@ def probe(tmp_path_factory):
             "try:\n    block = bytearray(8 * 2**30); print('allocated')\nexcept MemoryError: print('memory limited')",
             "try:\n    open('/tmp/huge', 'wb').write(b'0' * (128 * 2**20)); print('wrote huge')\n"
             "except OSError as e: print('file limited', type(e).__name__)",
+            "private = os.path.dirname(os.environ['LCTEACH_GRADING_SOCKET'])\n"
+            "for path in (os.path.join(private, 'fill'), '/proc/self/clear_refs'):\n"
+            "    try:\n        open(path, 'w').write('5'); print('wrote', path)\n"
+            "    except OSError as e: print('read-only', type(e).__name__)",
         )
     finally:
         listener.close()
@@ -94,6 +98,11 @@ def test_the_repository_and_the_references_are_invisible(probe):
 def test_memory_and_file_size_are_limited(probe):
     assert outputs_of(probe, 6) == "memory limited"
     assert outputs_of(probe, 7).startswith(("file limited", "OSError")), outputs_of(probe, 7)
+
+
+def test_the_private_folder_and_proc_are_read_only(probe):
+    """The grader's socket folder is on the host: nothing written there would be bounded."""
+    assert outputs_of(probe, 8).split() == ["read-only", "OSError", "read-only", "OSError"]
 
 
 def test_a_fork_bomb_is_stopped_and_the_kernel_survives(tmp_path):

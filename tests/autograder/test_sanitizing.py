@@ -13,7 +13,14 @@ from nbconvert.filters.markdown_mistune import InvalidNotebook
 from nbgrader.server_extensions.formgrader import handlers
 from traitlets.config import Config
 
-from autograder.sanitizing import SanitizeMarkdown, SanitizeOutputs, clean_text, markdown_problems, sanitize_output
+from autograder.sanitizing import (
+    HideOutputsAfterGrading,
+    SanitizeMarkdown,
+    SanitizeOutputs,
+    clean_text,
+    markdown_problems,
+    sanitize_output,
+)
 
 MARK = "lcteach_payload"  # in every hostile string, so a test can tell the student's from the page's own
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake but valid base64").decode()
@@ -217,3 +224,24 @@ def test_no_student_script_runs_in_the_formgrader_or_the_feedback(template):
     assert honest.source == HONEST_ANSWER  # plain Markdown is left alone
     assert notebook.cells[0].source == "# Instructions <em>locked</em>"  # locked cells are the release's
     assert sanitized(nbformat.from_dict(notebook)) == notebook  # feedback sanitises again: no change
+
+
+def test_written_answers_lose_their_control_characters():
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("a\x1b[31mb\x00c\x07d\te\r\nf")])
+    SanitizeMarkdown().preprocess(notebook, {})
+    assert notebook.cells[0].source == "a[31mbcd\te\r\nf"
+
+
+def test_feedback_hides_what_ran_after_the_first_graded_cell():
+    graded = {"nbgrader": {"grade": True, "solution": False, "locked": True, "points": 1, "grade_id": "t"}}
+    output = nbformat.v4.new_output("stream", name="stdout", text="hidden input 0.123")
+    cells = [
+        nbformat.v4.new_code_cell("print('mine')", outputs=[nbformat.v4.new_output("stream", text="mine")]),
+        nbformat.v4.new_code_cell(
+            "grade.part(f)", metadata=graded, outputs=[nbformat.v4.new_output("stream", text="3/3")]
+        ),
+        nbformat.v4.new_code_cell("print(seen)", outputs=[output]),
+    ]
+    notebook, _ = HideOutputsAfterGrading().preprocess(nbformat.v4.new_notebook(cells=cells), {})
+    texts = ["".join(o.get("text", "") for o in cell.outputs) for cell in notebook.cells]
+    assert texts[:2] == ["mine", "3/3"] and "0.123" not in texts[2] and "not shown" in texts[2]
