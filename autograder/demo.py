@@ -8,18 +8,12 @@ so delete it when done.
 import tempfile
 from pathlib import Path
 
-from autograder.pipeline import (
-    DEMO_STUDENTS,
-    PipelineError,
-    add_jobs_option,
-    add_timeout_option,
-    argument_parser,
-    build_demo_class,
-    format_report,
-    grade_class,
-    run_script,
-    weeks,
-)
+from autograder.cli import add_jobs_option, add_timeout_option, argument_parser, run_script
+from autograder.demo_class import DEMO_STUDENTS, build_demo_class
+from autograder.layout import PipelineError
+from autograder.pipeline import grade_class
+from autograder.releasing import weeks
+from autograder.report import format_report
 
 
 def main() -> None:

@@ -5,15 +5,10 @@ one subprocess per submission: a submission whose feedback fails or hangs is lis
 no other its feedback.
 """
 
-from autograder.pipeline import (
-    COURSE_ROOT,
-    add_jobs_option,
-    add_week_option,
-    argument_parser,
-    generate_feedback,
-    released_weeks,
-    run_script,
-)
+from autograder.cli import add_jobs_option, add_week_option, argument_parser, run_script
+from autograder.feedback_html import generate_feedback
+from autograder.layout import COURSE_ROOT
+from autograder.releasing import released_weeks
 
 
 def main() -> None:

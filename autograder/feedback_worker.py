@@ -1,4 +1,4 @@
-"""Feedback HTML for many submissions, each in a process of its own (run by pipeline.generate_feedback).
+"""Feedback HTML for many submissions, each in a process of its own (run by feedback_html.generate_feedback).
 
     python -m autograder.feedback_worker --jobs N --timeout SECONDS <week> <student> [<week> <student> ...]
 

@@ -7,17 +7,11 @@ a wall-clock timeout; one that is missing, malformed, crashes or hangs scores 0 
 Feedback goes to autograder/feedback/, grades to autograder/reports/grades.csv.
 """
 
-from autograder.pipeline import (
-    COURSE_ROOT,
-    add_jobs_option,
-    add_timeout_option,
-    add_week_option,
-    argument_parser,
-    format_report,
-    grade_class,
-    released_weeks,
-    run_script,
-)
+from autograder.cli import add_jobs_option, add_timeout_option, add_week_option, argument_parser, run_script
+from autograder.layout import COURSE_ROOT
+from autograder.pipeline import grade_class
+from autograder.releasing import released_weeks
+from autograder.report import format_report
 
 
 def main() -> None:

@@ -21,12 +21,14 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.measuring import MeasuringProcess
 
 SECRET_FILE = ".grading_secret"  # in the course root, readable by the instructor alone
+METADATA_KEY = "lcteach"  # notebook metadata: the judge's summary (JudgeSummary), read by the grading report
 
 
 def course_secret(root: Path) -> bytes:
@@ -169,3 +171,101 @@ def start_measurer(uid: int, call_seconds: float):
         return MeasuringProcess(cells, student, uid, call_seconds)
 
     return measurer
+
+
+# ---------------------------------------------------------------- the summary for the report
+
+
+@dataclass(frozen=True)
+class PartVerdict:
+    """The judge's verdict on one graded cell, as the summary keeps it."""
+
+    cell: str  # the cell's grade_id
+    part: str  # the graded part its ``grade.<part>(fn)`` names
+    points: float
+    max_points: float
+    failed: tuple[str, ...] = ()  # the checks that failed, or why it was not judged
+    status: str | None = None  # what stopped or bounded the cell (a timeout, output truncated), if anything
+
+
+@dataclass(frozen=True)
+class JudgeSummary:
+    """What the judge found in an autograded notebook: kept in its metadata, read by the grading report.
+
+    ``JudgeGradeCells`` (preprocessors.py) writes it as ``notebook.metadata[METADATA_KEY] =
+    summary.to_metadata()``; the grading (pipeline.py) reads it back with ``from_metadata``.
+    """
+
+    parts: tuple[PartVerdict, ...] = ()  # the graded cells, in notebook order
+    findings: tuple[str, ...] = ()  # what the code reading (tampering.py) found: advice
+    limits: tuple[str, ...] = ()  # sandbox limits hit, timeouts, cells not run
+
+    @property
+    def failed_checks(self) -> tuple[str, ...]:
+        """``<part>: <check>`` for every failed check of every part."""
+        return tuple(f"{verdict.part}: {check}" for verdict in self.parts for check in verdict.failed)
+
+    def to_metadata(self) -> dict:
+        """The summary as plain JSON data, for the notebook's metadata."""
+        return {
+            "parts": [
+                {
+                    "cell": verdict.cell,
+                    "part": verdict.part,
+                    "points": verdict.points,
+                    "max_points": verdict.max_points,
+                    "failed": list(verdict.failed),
+                    "status": verdict.status,
+                }
+                for verdict in self.parts
+            ],
+            "findings": list(self.findings),
+            "limits": list(self.limits),
+        }
+
+    @classmethod
+    def from_metadata(cls, entry: object) -> JudgeSummary:
+        """The summary that ``to_metadata`` wrote; empty for a missing entry, and what is malformed in
+        one (a value of the wrong type, a part without its name) is left out rather than raised."""
+        if not isinstance(entry, dict):
+            return cls()
+        parts = entry.get("parts")
+        return cls(
+            tuple(verdict for verdict in map(_part_verdict, parts if isinstance(parts, list) else []) if verdict),
+            _strings(entry.get("findings")),
+            _strings(entry.get("limits")),
+        )
+
+    @classmethod
+    def combine(cls, summaries: Iterable[JudgeSummary]) -> JudgeSummary:
+        """One summary for several notebooks: their parts and findings in turn, each limit once."""
+        summaries = list(summaries)
+        return cls(
+            tuple(verdict for summary in summaries for verdict in summary.parts),
+            tuple(finding for summary in summaries for finding in summary.findings),
+            tuple(dict.fromkeys(limit for summary in summaries for limit in summary.limits)),
+        )
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """The strings of a JSON list; nothing for anything else."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _part_verdict(entry: object) -> PartVerdict | None:
+    """A part of the metadata summary, or None when it is not one."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("part"), str):
+        return None
+    cell, status = entry.get("cell"), entry.get("status")
+    return PartVerdict(
+        cell if isinstance(cell, str) else "",
+        entry["part"],
+        _number(entry.get("points")),
+        _number(entry.get("max_points")),
+        _strings(entry.get("failed")),
+        status if isinstance(status, str) else None,
+    )

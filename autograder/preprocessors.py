@@ -28,10 +28,18 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
-from .judging import GraderCall, NotebookJudge, course_secret, grader_call, part_seed, start_measurer
+from .judging import (
+    METADATA_KEY,
+    GraderCall,
+    JudgeSummary,
+    NotebookJudge,
+    PartVerdict,
+    course_secret,
+    grader_call,
+    part_seed,
+    start_measurer,
+)
 from .tampering import inspect_cells
-
-METADATA_KEY = "lcteach"  # notebook metadata: the judge's summary, read by the grading report
 
 
 def _stream(text: str) -> NotebookNode:
@@ -151,7 +159,7 @@ class GuardedExecute(Execute):
                 return part_seed(secret, info["student"], info["assignment"], info["notebook"], part)
 
             seconds = self.km.call_seconds
-            measurer = start_measurer(self.km.sandbox_uid, seconds)
+            measurer = start_measurer(self.km.measuring_uid, seconds)
             self._judge = NotebookJudge(self.km.grader_listener, module, seed_of, measurer, seconds)
         return self._judge
 
@@ -253,20 +261,20 @@ class JudgeGradeCells(NbGraderPreprocessor):
                 ),
             ]
             parts.append(
-                {
-                    "cell": cell.metadata.nbgrader["grade_id"],
-                    "part": call.part,
-                    "points": points,
-                    "max_points": float(cell.metadata.nbgrader["points"]),
-                    "failed": failed,
-                    "status": status,
-                }
+                PartVerdict(
+                    cell.metadata.nbgrader["grade_id"],
+                    call.part,
+                    points,
+                    float(cell.metadata.nbgrader["points"]),
+                    tuple(failed),
+                    status,
+                )
             )
-        nb.metadata[METADATA_KEY] = {
-            "parts": parts,
-            "findings": [str(f) for f in findings],
-            "limits": sorted({s for s in statuses.values()} | set(_limits_hit(nb))),
-        }
+        nb.metadata[METADATA_KEY] = JudgeSummary(
+            tuple(parts),
+            tuple(str(f) for f in findings),
+            tuple(sorted({s for s in statuses.values()} | set(_limits_hit(nb)))),
+        ).to_metadata()
         return nb, resources
 
 

@@ -5,7 +5,9 @@ through `nbgrader generate_assignment`, and copied into course/<week>/, whose st
 removed. course/ is committed: commit it with the solutions change that produced it.
 """
 
-from autograder.pipeline import COURSE, COURSE_ROOT, argument_parser, release, run_script
+from autograder.cli import argument_parser, run_script
+from autograder.layout import COURSE, COURSE_ROOT
+from autograder.releasing import release
 
 
 def main() -> None:

@@ -192,7 +192,7 @@ def _tasks_of_user() -> int:
 
 
 def sandboxed_pythons(pid: int, module: str) -> list[int]:
-    """Host pids of the processes under ``pid`` that run ``python -m module`` (in a sandbox)."""
+    """Host pids of the processes under ``pid`` that run ``python [options] -m module`` (in a sandbox)."""
     try:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -200,10 +200,12 @@ def sandboxed_pythons(pid: int, module: str) -> list[int]:
     found = []
     for child in children:
         try:
-            if child.cmdline()[:3] == [sys.executable, "-m", module]:
-                found.append(child.pid)
+            command = child.cmdline()
         except psutil.Error:
             continue
+        python = command[:1] and Path(command[0]).name.startswith("python")  # not bwrap, whose arguments hold it too
+        if python and any(command[i : i + 2] == ["-m", module] for i in range(1, len(command))):
+            found.append(child.pid)
     return found
 
 

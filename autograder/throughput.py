@@ -10,16 +10,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from autograder.pipeline import (
-    PipelineError,
-    add_jobs_option,
-    add_timeout_option,
-    argument_parser,
-    build_demo_class,
-    grade_class,
-    run_script,
-    weeks,
-)
+from autograder.cli import add_jobs_option, add_timeout_option, argument_parser, run_script
+from autograder.demo_class import build_demo_class
+from autograder.layout import PipelineError
+from autograder.pipeline import grade_class
+from autograder.releasing import weeks
 
 KINDS = ("full", "partial", "untouched")
 

@@ -16,14 +16,11 @@ from nbconvert.exporters import HTMLExporter
 from nbgrader.server_extensions.formgrader import handlers
 from traitlets.config import Config
 
-from autograder.pipeline import (
-    Submission,
-    copy_config,
-    generate_assignment,
-    generate_feedback,
-    grade_class,
-    gradebook,
-)
+from autograder.feedback_html import generate_feedback
+from autograder.gradebook import gradebook
+from autograder.pipeline import grade_class
+from autograder.releasing import copy_config, generate_assignment
+from autograder.submissions import Submission
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 

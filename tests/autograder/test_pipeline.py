@@ -9,19 +9,13 @@ import psutil
 import pytest
 from conftest import needs_sandbox
 
-from autograder.pipeline import (
-    SOLUTIONS,
-    Submission,
-    build_demo_class,
-    build_notebook,
-    copy_config,
-    format_report,
-    generate_assignment,
-    grade_class,
-    grade_submission,
-    graded_notebooks,
-    weeks,
-)
+from autograder.demo_class import build_demo_class
+from autograder.gradebook import graded_notebooks
+from autograder.layout import SOLUTIONS
+from autograder.pipeline import grade_class, grade_submission
+from autograder.releasing import build_notebook, copy_config, generate_assignment, weeks
+from autograder.report import format_report
+from autograder.submissions import Submission
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 

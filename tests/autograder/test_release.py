@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.pipeline import COURSE, IGNORED_NAMES, SOLUTIONS, PipelineError, build_notebook, copy_config, release
+from autograder.layout import COURSE, SOLUTIONS, PipelineError
+from autograder.releasing import IGNORED_NAMES, build_notebook, copy_config, release
 
 
 def tree(folder: Path) -> dict[str, object]:

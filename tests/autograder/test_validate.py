@@ -11,7 +11,9 @@ import nbformat
 import pytest
 from unprivileged import ordinary_account  # noqa: F401 - a fixture
 
-from autograder.pipeline import REPO, SOLUTIONS, _fill_solutions, build_notebook
+from autograder.demo_class import _fill_solutions
+from autograder.layout import REPO, SOLUTIONS
+from autograder.releasing import build_notebook
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.pipeline import SOLUTIONS, build_notebook
+from autograder.layout import SOLUTIONS
+from autograder.releasing import build_notebook
 
 BUDGET = 60  # seconds per notebook on 2 idle cores, kernel start included (DESIGN.md)
 CELL_TIMEOUT = 300  # a hang; slower than the budget on a busy machine is judged below
