@@ -39,6 +39,9 @@ $(STAMP): pyproject.toml
 		{ echo "LCTeach needs Python 3.11 or newer; name one with make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e ".[dev]"
+	# The course kernel (any Jupyter started from .venv, make or not): OpenMP threads that sleep.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" \
+		--env OMP_WAIT_POLICY PASSIVE >/dev/null
 	touch $@
 
 lab: $(STAMP) ## open JupyterLab on course/ (PORT=8888, JUPYTER_ARGS="..."); Nbgrader menu: formgrader

@@ -8,11 +8,22 @@ ALiBi, soft-capping), ``kernels``, ``analysis``, ``measure``, ``chunking``, ``ex
 The names lectures use most are available here too. They load on first use, so
 ``import lcteach`` is quick and loads neither torch, matplotlib nor ipywidgets:
 ``lcteach.dense_attention`` imports ``lcteach.kernels`` when it is first looked up.
+
+Importing lcteach also sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is set already: torch's
+OpenMP threads then sleep instead of spinning while they wait for work. The course runs
+many small operations (tiled kernels, the memory tracker) on few shared cores, where
+spinning threads slow everything down several times. OpenMP reads the variable once, when
+torch loads it, so it takes effect only if lcteach is imported before torch: the lectures
+start with ``import lcteach``. ``make`` sets it for every target anyway.
 """
 
 from __future__ import annotations
 
-from lcteach.lazy import lazy_exports
+import os
+
+from lcteach.lazy import lazy_exports  # imports neither torch nor anything that does
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP, which reads it once
 
 _API = {  # name -> the subpackage that defines it
     "lcteach.kernels": (

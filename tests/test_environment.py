@@ -90,3 +90,12 @@ def test_jupyterlab_has_the_widget_and_nbgrader_extensions():
     listing = re.sub(r"\x1b\[[0-9;]*m", "", output.stdout + output.stderr)
     for extension in ("@jupyter-widgets/jupyterlab-manager", "@jupyter/nbgrader"):
         assert re.search(rf"{re.escape(extension)} v\S+ enabled OK", listing), listing
+
+
+def test_the_course_kernel_keeps_openmp_threads_asleep():
+    """Any Jupyter started from .venv, with make or without, runs kernels with OMP_WAIT_POLICY=PASSIVE."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert Path(spec.resource_dir).is_relative_to(Path(sys.prefix))
+    assert spec.env.get("OMP_WAIT_POLICY") == "PASSIVE"

@@ -63,7 +63,8 @@ def tile_status(
     with some masked pairs, FULL (2) for a computed tile with every pair allowed.
     ``causal`` and ``mask_mod`` mean what they mean for tiled_attention (mask_mod sees b = h = 0).
     Uses tiled_attention's own tile walk, so the count is exactly the tiles it computes.
-    Cost: one mask evaluation per computed tile, O(block_q * block_k) memory.
+    Cost: the mask evaluated on every pair of every tile the walk visits (n_q x n_k evaluations at
+    most), O(block_q * block_k) memory at a time.
     """
     for name, value in (("n_q", n_q), ("n_k", n_k), ("block_q", block_q), ("block_k", block_k)):
         check_positive_int(name, value)

@@ -1,7 +1,8 @@
 """Measure how attention scales: wall time and peak memory over sequence lengths.
 
 ``profile_scaling`` runs an attention function at growing n and ``fit_exponent`` turns the
-measurements into the exponent p of cost ~ n^p.
+measurements into the exponent p of cost ~ n^p. ``best_seconds`` times any call the same way
+(warm-up runs, then the best of several), for timings that profile_scaling does not cover.
 """
 
 from __future__ import annotations
@@ -39,30 +40,79 @@ def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def best_seconds(
+    fn: Callable[..., object],
+    *args,
+    repeats: int = 3,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+    **kwargs,
+) -> float:
+    """Seconds of ``fn(*args, **kwargs)``: ``warmup`` untimed runs, then the best of ``repeats``.
+
+    The warm-up pays the one-off costs (first-touch page faults, allocator growth, thread
+    start-up, lazy initialisation) and the minimum drops the runs that another process
+    interrupted: noise on a shared machine only ever adds time. CUDA work is synchronised.
+    ``clock`` is wall time by default. ``time.thread_time`` counts the CPU time of the calling
+    thread instead: on a busy machine it leaves out the time spent waiting for a core, which
+    no minimum removes once a run outlasts the scheduler's time slice. It measures all the
+    work only when torch runs on that one thread (``torch.set_num_threads(1)``);
+    ``time.process_time`` counts every thread of the process.
+    """
+    check_positive_int("repeats", repeats)
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    for _ in range(warmup):
+        fn(*args, **kwargs)
+    best = math.inf
+    for _ in range(repeats):
+        start = clock()
+        fn(*args, **kwargs)
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        best = min(best, clock() - start)
+    return best
+
+
 @dataclass(frozen=True)
 class ScalingReport:
-    """Measurements of one attention function: best-of-repeats seconds and peak bytes per n."""
+    """Measurements of one attention function: best-of-repeats seconds and peak bytes per n.
+
+    ``fit_from`` restricts the fitted exponents to the lengths n >= fit_from: one regime, where
+    the term that grows fastest dominates, instead of a line through two regimes (small n,
+    where fixed costs and caches weigh, and large n) whose slope belongs to neither.
+    """
 
     label: str
     seq_lens: tuple[int, ...]
     seconds: tuple[float, ...]
     peak_bytes: tuple[int, ...]
+    fit_from: int | None = None
+
+    def _fitted(self, values: Sequence[float]) -> float:
+        pairs = [(n, value) for n, value in zip(self.seq_lens, values) if self.fit_from is None or n >= self.fit_from]
+        if len(pairs) < 2:
+            raise ValueError(f"fewer than two lengths n >= fit_from={self.fit_from} to fit an exponent")
+        return fit_exponent(*zip(*pairs))
 
     @property
     def time_exponent(self) -> float:
-        return fit_exponent(self.seq_lens, self.seconds)
+        return self._fitted(self.seconds)
 
     @property
     def memory_exponent(self) -> float:
-        return fit_exponent(self.seq_lens, self.peak_bytes)
+        return self._fitted(self.peak_bytes)
 
     def table(self) -> str:
         """A plain-text table, one row per sequence length, with the fitted exponents."""
         lines = [f"{self.label}", f"{'n':>8} {'time (ms)':>11} {'peak memory':>12}"]
         for n, s, b in zip(self.seq_lens, self.seconds, self.peak_bytes):
             lines.append(f"{n:>8} {s * 1e3:>11.2f} {format_bytes(b):>12}")
-        if len(self.seq_lens) > 1:
-            lines.append(f"fitted exponents: time ~ n^{self.time_exponent:.2f}, memory ~ n^{self.memory_exponent:.2f}")
+        if sum(self.fit_from is None or n >= self.fit_from for n in self.seq_lens) > 1:
+            regime = "" if self.fit_from is None else f" (n >= {self.fit_from:,})"
+            lines.append(
+                f"fitted exponents{regime}: time ~ n^{self.time_exponent:.2f}, memory ~ n^{self.memory_exponent:.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -79,11 +129,15 @@ def profile_scaling(
     seed: int = 0,
     label: str | None = None,
     progress: bool = True,
+    fit_from: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> ScalingReport:
     """Time and measure ``attention_fn(q, k, v)`` on random (batch, heads, n, dim) inputs.
 
     For each n: one warm-up run under lcteach.measure's tracker for the peak bytes it
-    allocates, then the best of ``repeats`` timed runs. Runs under no_grad.
+    allocates, then the best of ``repeats`` timed runs (``best_seconds``, whose ``clock`` is
+    this one: wall time by default). Runs under no_grad. ``fit_from`` is the report's: its
+    exponents fit only n >= fit_from.
     """
     if not seq_lens:
         raise ValueError("seq_lens must list at least one sequence length")
@@ -96,14 +150,7 @@ def profile_scaling(
         q, k, v = (torch.randn(batch, heads, n, dim, generator=generator, dtype=dtype).to(device) for _ in range(3))
         with torch.no_grad():
             _, peak = peak_memory(attention_fn, q, k, v)  # doubles as the warm-up run
-            best = math.inf
-            for _ in range(repeats):
-                start = time.perf_counter()
-                attention_fn(q, k, v)
-                if q.device.type == "cuda":
-                    torch.cuda.synchronize(q.device)
-                best = min(best, time.perf_counter() - start)
-        seconds.append(best)
+            seconds.append(best_seconds(attention_fn, q, k, v, repeats=repeats, warmup=0, clock=clock))
         peaks.append(peak)
     name = label or getattr(attention_fn, "__name__", "attention")
-    return ScalingReport(name, tuple(seq_lens), tuple(seconds), tuple(peaks))
+    return ScalingReport(name, tuple(seq_lens), tuple(seconds), tuple(peaks), fit_from)

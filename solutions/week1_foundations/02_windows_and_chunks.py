@@ -33,6 +33,9 @@
 # 4. chunk a sequence with overlap, and measure what is lost at the chunk borders.
 
 # %%
+import lcteach  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP, see Lecture 1)
+
+# isort: split
 import inspect
 
 import torch
@@ -149,6 +152,23 @@ window_explorer(n=32, window=4)
 # **Check your understanding.** With $w = 4$, which keys does query 10 see? Which keys does
 # query 2 see? Write a `mask_mod` for a window that looks $w-1$ tokens back *and* $w-1$
 # tokens ahead (a bidirectional encoder's local attention).
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Query 10 sees keys 7, 8, 9 and 10: itself and the $w - 1 = 3$ before it. Query 2 sees only
+# keys 0, 1 and 2; there is no earlier key to fill its window. The bidirectional window drops
+# the causal half of the condition and bounds the distance on both sides:
+#
+# ```python
+# def local_window(b, h, q_idx, kv_idx):
+#     return (q_idx - kv_idx).abs() < w  # |i - j| <= w - 1: 2w - 1 keys per row
+# ```
+#
+# `lcteach.generate_symmetric_window(2 * w - 1)` builds the same pattern; its argument counts
+# the keys of a full row, the query included.
+#
+# </details>
 
 # %% [markdown]
 # ## 3. What a window can and cannot see
@@ -176,10 +196,16 @@ for layers in range(1, 7):
     print(f"{layers:>8} {n - 1 - first_seen:>30} back {layers * (window - 1):>10}")
 
 # %%
-plot_mask(
+fig = plot_mask(
     reach.bool(),
-    title=f"Receptive field after 6 layers of window {window}:\nquery i depends on inputs i - {6 * (window - 1)} ... i",
+    title=f"Receptive field after 6 layers of window {window}:\nposition i depends on inputs i - {6 * (window - 1)} ... i",
 )
+image_axes = fig.axes[0]  # plot_mask labels a mask; this matrix is a dependence, so relabel it
+image_axes.set_xlabel("input position j")
+image_axes.set_ylabel("position i after 6 layers")
+image_axes.images[0].colorbar.set_label("output i depends on input j?")
+image_axes.images[0].colorbar.set_ticks([0.25, 0.75], labels=["no", "yes"])
+display(fig)
 
 # %% [markdown]
 # **What to notice.** After 6 layers the band is 19 keys wide: the query plus
@@ -195,6 +221,18 @@ plot_mask(
 # **Check your understanding.** A model has 24 layers and a window of 512. What is the
 # furthest token that can influence the last position? Why might a task that needs a token
 # 5,000 positions back still fail?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# The reach is $L(w - 1) = 24 \times 511 = 12{,}264$ positions back. A token 5,000 positions
+# back is within reach, but only through at least $\lceil 5000 / 511 \rceil = 10$ relays,
+# one per layer: at each one its information is mixed into the output of an intermediate
+# token together with everything else that token attends to. Nothing guarantees that the
+# model learned to carry that one token through ten layers, and the weights that would do so
+# compete with everything local. The reach says what is possible, not what the model does.
+#
+# </details>
 
 # %% [markdown]
 # ## 4. What a window costs, and how to collect the saving
@@ -226,29 +264,73 @@ plot_tiles(1_024, 1_024, 64, 64, mask_mod=generate_sliding_window(128))
 # %% [markdown]
 # Count the computed tiles as $n$ grows, for causal attention and for the window (`tile_status`
 # walks the tiles exactly as `tiled_attention` does). Causal work grows like $n^2$, window work
-# like $n$:
+# like $n$. The last column counts something else: the (query, key) pairs on which the window's
+# `mask_mod` was evaluated while the tiles were walked.
 
 # %%
 lens, block = [1_024, 2_048, 4_096, 8_192], 256
 band = generate_sliding_window(512)
+evaluated = {"pairs": 0}
+
+
+def counted_band(b, h, q_idx, kv_idx):
+    """The window of 512, counting the (query, key) pairs it is evaluated on."""
+    allowed = band(b, h, q_idx, kv_idx)
+    evaluated["pairs"] += allowed.numel()
+    return allowed
+
+
 tiles = {"causal": [], "window 512": []}
-print(f"{'n':>6} {'causal tiles':>13} {'window tiles':>13}")
+mask_evaluations = []
+print(f"{'n':>6} {'causal tiles':>13} {'window tiles':>13} {'window mask evaluations':>24}")
 for n in lens:
+    evaluated["pairs"] = 0
     tiles["causal"].append(int((tile_status(n, n, block, block, causal=True) > 0).sum()))
-    tiles["window 512"].append(int((tile_status(n, n, block, block, mask_mod=band) > 0).sum()))
-    print(f"{n:>6,} {tiles['causal'][-1]:>13,} {tiles['window 512'][-1]:>13,}")
+    tiles["window 512"].append(int((tile_status(n, n, block, block, mask_mod=counted_band) > 0).sum()))
+    mask_evaluations.append(evaluated["pairs"])
+    print(f"{n:>6,} {tiles['causal'][-1]:>13,} {tiles['window 512'][-1]:>13,} {mask_evaluations[-1]:>24,}")
 for name, counts in tiles.items():
-    print(f"{name}: work ~ n^{fit_exponent(lens, counts):.2f}")
+    print(f"{name}: computed tiles ~ n^{fit_exponent(lens, counts):.2f}")
+print(f"window 512: mask evaluations ~ n^{fit_exponent(lens, mask_evaluations):.2f}, about n^2 pairs")
 
 # %% [markdown]
-# One honest caveat: a kernel that takes an arbitrary `mask_mod` still has to *check* every
-# tile to learn that it is empty: $O(n^2 / (B_q B_k))$ small checks. That is much cheaper
-# than computing the tiles, but it is still quadratic. FlexAttention does the check once per
-# pattern, stores the result as a `BlockMask`, and reuses it for every head, layer and step.
-# Play with block sizes and windows in the explorer of Lecture 3.
+# **Skipping is not free.** To skip a tile, a kernel must first know that the tile is empty.
+# A kernel that is given only a `mask_mod`, a function it cannot look inside, can learn that in
+# one way only: by evaluating the function on every pair of the tile, $B_q B_k$ evaluations,
+# whether the tile is then computed or skipped. Over all tiles that is $n^2$ evaluations,
+# exactly the last column (plus a small probe that checks the `mask_mod` first). So the
+# tile walk is $O(n^2)$ in mask evaluations, not $O(n^2 / (B_q B_k))$. What skipping saves is
+# the expensive part of each masked pair: two dot products of length $d$ (the score and its
+# share of the output) and an exponential, against a few integer operations for the mask.
 #
+# A tile can be skipped after a single check only when the mask is **known per block**:
+#
+# - by a rule for whole blocks. The causal mask is one: a tile is empty when its first key
+#   comes after its last query, which is how `tiled_attention` skips causal tiles without
+#   evaluating anything for them (only the diagonal tiles, which are computed anyway, get an
+#   element-wise mask);
+# - by a block map computed ahead of time. That is FlexAttention's `BlockMask`:
+#   `create_block_mask` evaluates the `mask_mod` on all $n^2$ pairs once per pattern and
+#   length, keeps one entry per block, and every head, layer and training step reuses it, so
+#   the $O(n^2)$ evaluations are paid once instead of in every call.
+#
+# Play with block sizes and windows in the explorer of Lecture 3.
+
+# %% [markdown]
 # **Check your understanding.** With tiles of $64 \times 64$ and a window of 128, about how
 # many tiles does each row of query blocks compute? Why is it not exactly 2?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Three, once the window is full (the first two rows compute 1 and 2): 45 tiles for 16 rows in
+# the picture, $1 + 2 + 14 \times 3$. The queries $i_0 \dots i_0 + 63$ of a block reach back to
+# keys $i_0 - 127 \dots i_0 + 63$: the diagonal tile (partly masked), the full tile before it,
+# and the tile two blocks back, of which only the oldest keys are in the window of the first
+# queries (partly masked). The band is slanted across the grid of tiles, so it touches
+# $w / B + 1$ block columns per row, not $w / B$.
+#
+# </details>
 
 # %% [markdown]
 # ## 5. Chunking: cut the sequence, process the pieces
@@ -363,6 +445,20 @@ for overlap in (0, 32):
 # left context any position gets? What kind of question about the document can the chunked
 # model never answer?
 #
+# <details>
+# <summary>Answer</summary>
+#
+# A chunk starts every $c - o$ positions and processes $c$, so the extra work is
+# $o / (c - o)$. At most 10% means $o \le c / 11$: an overlap of about 372 (9.7% extra on
+# 100,000 tokens, by `ChunkedProcessor.spans`). With `resolve="first"` every position after
+# the first chunk then keeps at least 372 positions of left context. The chunked model can
+# never answer a question that needs two tokens more than one chunk apart: whether the
+# conclusion contradicts the introduction, how often a name occurs in the whole document, what
+# a term defined 50,000 tokens earlier means.
+#
+# </details>
+
+# %% [markdown]
 # ## Summary
 #
 # - A pattern is a `mask_mod(b, h, q_idx, kv_idx) -> bool`; build patterns from small
@@ -370,6 +466,33 @@ for overlap in (0, 32):
 # - A window of $w$ is the query plus $w-1$ keys back. $L$ layers reach $L(w-1)$ back, by
 #   relaying, not by direct attention.
 # - A window costs $O(n \cdot w)$ pairs, but only a kernel that skips masked tiles turns that
-#   into saved time.
+#   into saved time. Knowing which tiles to skip costs $n^2$ mask evaluations unless the mask
+#   is known per block (a rule such as causal, or FlexAttention's precomputed `BlockMask`).
 # - Chunking costs $O(n \cdot c)$ and works with any model, but nothing crosses a chunk
 #   border; overlap softens the cut at the price of recomputation.
+
+# %% [markdown]
+# ## References
+#
+# - Iz Beltagy, Matthew E. Peters, Arman Cohan. *Longformer: The Long-Document Transformer.*
+#   2020. [arXiv:2004.05150](https://arxiv.org/abs/2004.05150). Sliding-window attention and
+#   its receptive field of $L \times w$ over stacked layers (section 3).
+# - Albert Q. Jiang, Alexandre Sablayrolles, Arthur Mensch, et al. *Mistral 7B.* 2023.
+#   [arXiv:2310.06825](https://arxiv.org/abs/2310.06825). A window of 4096 in 32 layers.
+# - Guangxuan Xiao, Yuandong Tian, Beidi Chen, Song Han, Mike Lewis. *Efficient Streaming
+#   Language Models with Attention Sinks.* ICLR 2024.
+#   [arXiv:2309.17453](https://arxiv.org/abs/2309.17453). The attention sink of section 1.
+# - Juechu Dong, Boyuan Feng, Driss Guessous, Yanbo Liang, Horace He. *Flex Attention: A
+#   Programming Model for Generating Optimized Attention Kernels.* 2024.
+#   [arXiv:2412.05496](https://arxiv.org/abs/2412.05496). `mask_mod`, `and_masks`/`or_masks`
+#   and the `BlockMask` of section 4.
+#
+# **Further reading**
+#
+# - Rewon Child, Scott Gray, Alec Radford, Ilya Sutskever. *Generating Long Sequences with
+#   Sparse Transformers.* 2019. [arXiv:1904.10509](https://arxiv.org/abs/1904.10509). Local
+#   and strided patterns that reach further per layer (Week 2).
+# - Nelson F. Liu, Kevin Lin, John Hewitt, Ashwin Paranjape, Michele Bevilacqua, Fabio Petroni,
+#   Percy Liang. *Lost in the Middle: How Language Models Use Long Contexts.* TACL 2024.
+#   [arXiv:2307.03172](https://arxiv.org/abs/2307.03172). Even with every token in reach, models
+#   use distant context unevenly.

@@ -32,6 +32,9 @@
 # 5. measure peak memory, forward and backward: $O(n^2)$ for dense, $O(n)$ for tiled.
 
 # %%
+import lcteach  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP, see Lecture 1)
+
+# isort: split
 import inspect
 import time
 
@@ -41,6 +44,7 @@ from tqdm.auto import tqdm
 from lcteach import (
     ScalingReport,
     dense_attention,
+    dense_attention_memory,
     finalize_softmax_state,
     format_bytes,
     init_softmax_state,
@@ -51,6 +55,7 @@ from lcteach import (
     tiled_attention,
     track_peak_memory,
 )
+from lcteach.measure import best_seconds
 from lcteach.viz import plot_online_softmax, plot_tiles
 from lcteach.widgets import tiling_explorer
 
@@ -107,6 +112,17 @@ print("naive softmax of scores - max  ->", naive_softmax(scores - scores.max()).
 # **Check your understanding.** In float16 the largest number is 65,504. Above which score
 # does the naive softmax overflow? Why does subtracting the maximum also protect against
 # every weight underflowing to 0?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Above $\ln 65{,}504 \approx 11.09$: $e^{11.1}$ is already `inf` in float16. The opposite
+# failure hits rows whose scores are all very negative: at $s = -120$ every $e^{s}$ is 0 even in
+# float32, and the softmax is $0/0 =$ `nan`. After subtracting the maximum the largest term is
+# exactly $e^0 = 1$, so the denominator is at least 1 and the largest weight at least $1/n$:
+# some weight always survives.
+#
+# </details>
 
 # %% [markdown]
 # ## 2. The online softmax
@@ -177,6 +193,18 @@ plot_online_softmax(s, block)
 # **Check your understanding.** A block arrives whose scores are all below the current max.
 # What are the rescaling factor and the new $m$? What would go wrong if you forgot to rescale
 # $a$ but did rescale $\ell$?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# The max does not change, $m_t = m_{t-1}$, so the factor is $e^0 = 1$ and the block's terms
+# are simply added. Without rescaling $a$, every time the max grows the values accumulated so
+# far stay measured against the old, smaller max: they are too large by $e^{m_t - m_{t-1}}$
+# while $\ell$ is right. The output $a / \ell$ then overweights the keys seen before each jump,
+# and its weights no longer sum to 1. The result is right only if the max never grows after
+# the first block, which is why the error can hide on friendly test data.
+#
+# </details>
 
 # %% [markdown]
 # ## 3. Tiled attention
@@ -257,12 +285,26 @@ print(f"max |merged lse - full lse|                 = {(merged_lse - full_lse).a
 # **Check your understanding.** The keys are split into $A$ and $B$ and the first query happens
 # to be masked from every key in $B$. What are $\mathrm{lse}_B$ and the merged output for that
 # query?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Its sum over $B$ is empty, so $\mathrm{lse}_B = \log 0 = -\infty$ (and, by lcteach's
+# convention, $\text{out}_B = 0$). Then $e^{\mathrm{lse}_B} = 0$: the merge gives
+# $\text{out} = \text{out}_A$ and $\mathrm{lse} = \mathrm{lse}_A$, as if $B$ had never been
+# seen. A stable merge must produce exactly this without computing $-\infty - (-\infty)$.
+#
+# </details>
 
 # %% [markdown]
 # ## 5. Measured: memory of dense vs tiled attention
 #
 # The claim is $O(n^2)$ memory for dense attention and $O(n)$ for tiled. We measure both at
-# the same lengths, with $256 \times 256$ tiles.
+# the same lengths, with $256 \times 256$ tiles: one warm-up run under the memory tracker, then
+# the best of three timed runs, for each $n$. As in Lecture 1, torch runs on one thread from
+# here on, and a time is that thread's CPU time, which other programs on the machine cannot
+# inflate by taking the core away. The slopes are fitted for $n \ge 1024$, past the step where
+# dense attention's buffers outgrow the L2 cache.
 
 
 # %%
@@ -271,15 +313,22 @@ def tiled_256(q, k, v):
     return tiled_attention(q, k, v, block_q=256, block_k=256)
 
 
+torch.set_num_threads(1)
 lens = [512, 1_024, 2_048, 4_096]
-dense_report = profile_scaling(dense_attention, lens, repeats=2, label="dense")
-tiled_report = profile_scaling(tiled_256, lens, repeats=2, label="tiled 256 x 256")
+measure = dict(repeats=3, fit_from=1_024, clock=time.thread_time)
+dense_report = profile_scaling(dense_attention, lens, label="dense", **measure)
+tiled_report = profile_scaling(tiled_256, lens, label="tiled 256 x 256", **measure)
 print(f"{'n':>6} {'dense':>11} {'tiled':>11} {'dense / tiled':>14}")
 for n, dense_peak, tiled_peak in zip(lens, dense_report.peak_bytes, tiled_report.peak_bytes):
     print(f"{n:>6,} {format_bytes(dense_peak):>11} {format_bytes(tiled_peak):>11} {dense_peak / tiled_peak:>13.1f}x")
 
 # %%
-plot_scaling(dense_report, tiled_report, metric="peak_bytes", title="Forward pass: peak memory (log-log)")
+plot_scaling(
+    dense_report,
+    tiled_report,
+    metric="peak_bytes",
+    title="Forward pass: peak memory\n(log-log; slopes fitted for n ≥ 1024)",
+)
 
 # %% [markdown]
 # **What to notice.** Dense memory grows with slope 2. Tiled memory grows with slope well
@@ -289,12 +338,22 @@ plot_scaling(dense_report, tiled_report, metric="peak_bytes", title="Forward pas
 # What about time? Here is the honest picture:
 
 # %%
-plot_scaling(dense_report, tiled_report, metric="seconds", title="Forward pass: time (log-log)")
+plot_scaling(
+    dense_report,
+    tiled_report,
+    metric="seconds",
+    title="Forward pass: CPU time of one thread\n(log-log; slopes fitted for n ≥ 1024)",
+)
 
 # %% [markdown]
-# Tiling saves memory, not arithmetic: both versions compute all $n^2$ scores, so once $n$ is
-# large both lines rise with slope close to 2 (at small $n$ fixed costs flatten them, and on a
-# busy machine single runs are noisy). Which one is faster on a CPU depends on two overheads
+# Tiling saves memory, not arithmetic: both versions compute all $n^2$ scores, so both lines
+# rise with slope close to 2. Dense attention's slope often comes out above 2, and that is the
+# memory hierarchy of Lecture 1 again: its buffers grow like $n^2$ and leave one cache level
+# after another (the L2 cache past $n \approx 512$, the L3 cache somewhere in the thousands),
+# so its time per pair creeps up within this range. Tiled attention's working set is one tile
+# and one block of rows, whatever $n$ is; it stays in the cache and its time per pair stays
+# flat. (On a busy machine, which shares the caches, the slopes can also move by a few
+# tenths.) Which one is faster on a CPU depends on two overheads
 # that pull in opposite directions: our tiled version runs a Python loop with a dozen small
 # operations per tile, while dense attention writes and re-reads two $n \times n$ buffers in
 # main memory. On a GPU the second overhead dominates by far: moving the $n \times n$ matrix
@@ -305,8 +364,9 @@ plot_scaling(dense_report, tiled_report, metric="seconds", title="Forward pass: 
 # %% [markdown]
 # ## 6. The backward pass recomputes
 #
-# Training needs gradients. Autograd through dense attention stores the $n \times n$ weights
-# for the backward pass, so training is $O(n^2)$ even if the forward pass were not. Tiled
+# Training needs gradients. Autograd through dense attention stores $n \times n$ buffers for
+# the backward pass, and the backward pass builds more of its own, so training is $O(n^2)$
+# even if the forward pass were not. Tiled
 # attention stores only $q, k, v$, the output and the lse, all $O(n)$. In the backward pass it
 # **recomputes** each tile of weights from them, $P_{ij} = e^{s_{ij} - \mathrm{lse}_i}$, uses
 # it for the gradients and throws it away. Recomputing costs one more pass of arithmetic;
@@ -331,19 +391,24 @@ for label, g_dense, g_tiled in zip(("dq", "dk", "dv"), grads["dense"], grads["ti
 
 # %% [markdown]
 # Now the peak memory of a full training step, forward and backward, measured with
-# `track_peak_memory` around both passes:
+# `track_peak_memory` around both passes. That first run is also the warm-up; the time is the
+# CPU time of the best of three more runs without the tracker (the backward pass runs on the
+# calling thread too).
 
 
 # %%
 def forward_backward(attention, n, generator):
-    """Peak bytes and seconds of one causal forward + backward pass at length n (batch 1, 1 head, d = 64)."""
+    """Peak bytes and best-of-3 CPU seconds of one causal forward + backward pass at length n (batch 1, 1 head, d = 64)."""
     q, k, v = (torch.randn(1, 1, n, 64, generator=generator).requires_grad_() for _ in range(3))
     grad_out = torch.randn(1, 1, n, 64, generator=generator)
-    start = time.perf_counter()
-    with track_peak_memory() as memory:
+
+    def step():
         out, _ = attention(q, k, v)
         out.backward(grad_out)
-    return memory.peak_bytes, time.perf_counter() - start
+
+    with track_peak_memory() as memory:
+        step()
+    return memory.peak_bytes, best_seconds(step, repeats=3, warmup=0, clock=time.thread_time)
 
 
 methods = {
@@ -356,25 +421,77 @@ generator = torch.Generator().manual_seed(0)
 training_reports = []
 for label, attention in methods.items():
     runs = [forward_backward(attention, n, generator) for n in tqdm(lens, desc=label, leave=False)]
-    training_reports.append(ScalingReport(label, tuple(lens), tuple(t for _, t in runs), tuple(p for p, _ in runs)))
-print(f"{'n':>6} {'dense':>11} {'tiled':>11}")
-for n, dense_peak, tiled_peak in zip(lens, *(r.peak_bytes for r in training_reports)):
-    print(f"{n:>6,} {format_bytes(dense_peak):>11} {format_bytes(tiled_peak):>11}")
-
-# %%
-plot_scaling(*training_reports, metric="peak_bytes", title="Training step (forward + backward): peak memory")
+    peaks, seconds = (tuple(column) for column in zip(*runs))
+    training_reports.append(ScalingReport(label, tuple(lens), seconds, peaks, fit_from=1_024))
 
 # %% [markdown]
-# **What to notice.** With the backward pass, dense attention's peak is larger still (the
-# weights are kept, and their gradient is another $n \times n$ buffer), and its slope stays 2.
-# Tiled attention's peak grows at most linearly (slope below 1 here, since fixed-size tiles
-# are still a good part of it): its biggest growing buffers are the gradients $dq, dk, dv$,
-# each the size of the input.
+# The peaks side by side, with dense attention's peak counted in $n \times n$ float32 buffers
+# ($4n^2$ bytes each) and its prediction by `dense_attention_memory(n, training=True, causal=True)`,
+# and the time of each training step:
+
+# %%
+dense_training, tiled_training = training_reports
+print(f"{'':>6} {'peak memory':^47}  {'time':^19}")
+print(f"{'n':>6} {'dense':>11} {'n x n buffers':>14} {'predicted':>10} {'tiled':>9}  {'dense':>9} {'tiled':>9}")
+for i, n in enumerate(lens):
+    dense_peak, tiled_peak = dense_training.peak_bytes[i], tiled_training.peak_bytes[i]
+    predicted = dense_attention_memory(n, training=True, causal=True)
+    print(
+        f"{n:>6,} {format_bytes(dense_peak):>11} {dense_peak / (4 * n * n):>14.2f} {format_bytes(predicted):>10} "
+        f"{format_bytes(tiled_peak):>9}  {dense_training.seconds[i] * 1e3:>6.0f} ms {tiled_training.seconds[i] * 1e3:>6.0f} ms"
+    )
+
+# %%
+plot_scaling(
+    *training_reports,
+    metric="peak_bytes",
+    title="Training step (forward + backward): peak memory\n(log-log; slopes fitted for n ≥ 1024)",
+)
+
+# %% [markdown]
+# **What to notice.** With the backward pass, dense attention's peak holds about **seven**
+# $n \times n$ float32 buffers (the column "n x n buffers" divides the peak by $4n^2$ bytes),
+# against two in the forward pass, and its slope stays 2. The count is exact, which is why the
+# prediction of `dense_attention_memory(n, training=True, causal=True)` matches to the byte.
+# Writing $E$ for the exponentiated scores, $s$ for their row sums and $P = E / s$, the peak
+# comes early in the backward pass, in the gradient of the division, and holds:
 #
+# - $E$ and $P$, kept by autograd from the forward pass;
+# - $dP = d\text{out} \cdot V^\top$, the incoming gradient;
+# - four temporaries of PyTorch's formula for the gradient of the denominator,
+#   $-dP \cdot (E / s) / s$, all alive until it is summed over each row: $E / s$, $E / s^2$,
+#   $-dP$ and their product.
+#
+# The fraction above 7 is the $O(n)$ terms and, with the causal mask, the boolean
+# $n \times n$ mask that the backward pass keeps (1 byte per pair, a quarter of a float32
+# buffer). A fused softmax such as `torch.softmax` keeps fewer (three at the peak), but any
+# version that stores $P$ stays $O(n^2)$. Tiled attention's peak grows at most linearly (slope
+# below 1 here, since fixed-size tiles are still a good part of it): its biggest growing
+# buffers are the gradients $dq, dk, dv$, each the size of the input. At the larger lengths it
+# is faster too, even on a CPU: it skips the masked half of the tiles in both passes, while
+# dense attention computes all $n^2$ scores, masks them afterwards and streams seven
+# $n \times n$ buffers through memory.
+
+# %% [markdown]
 # **Check your understanding.** Tiled attention's backward pass recomputes every score tile.
 # Roughly how much more arithmetic is a training step than with dense attention, which
 # stores them? Why is that a good trade on a GPU?
 #
+# <details>
+# <summary>Answer</summary>
+#
+# Count the $n \times n \times d$ matrix products. Dense attention does two in the forward
+# pass ($QK^\top$, $PV$) and four in the backward pass ($dV = P^\top d\text{out}$,
+# $dP = d\text{out}\, V^\top$, $dQ = dS\, K$, $dK = dS^\top Q$). Tiled attention adds one,
+# the recomputed $QK^\top$, plus the exponentials again: 7 products instead of 6, about 17%
+# more arithmetic. On a GPU attention is limited by memory traffic, not arithmetic: writing
+# and re-reading several $n \times n$ matrices in the GPU's main memory takes longer than the
+# extra products, which run on data already in fast on-chip memory. That is why
+# FlashAttention's backward pass is faster than the standard one despite the extra work.
+#
+# </details>
+
+# %% [markdown]
 # ## Summary
 #
 # - Every softmax subtracts the max: same result, no overflow.
@@ -385,3 +502,30 @@ plot_scaling(*training_reports, metric="peak_bytes", title="Training step (forwa
 # - The lse, $m + \log \ell$, lets partial attentions over disjoint keys be merged exactly.
 # - The backward pass recomputes tiles from the lse instead of storing the weights, so training
 #   is $O(n)$ in memory too.
+
+# %% [markdown]
+# ## References
+#
+# - Maxim Milakov, Natalia Gimelshein. *Online normalizer calculation for softmax.* 2018.
+#   [arXiv:1805.02867](https://arxiv.org/abs/1805.02867). The online softmax of section 2.
+# - Markus N. Rabe, Charles Staats. *Self-attention Does Not Need $O(n^2)$ Memory.* 2021.
+#   [arXiv:2112.05682](https://arxiv.org/abs/2112.05682). Attention over chunks of keys with
+#   a running softmax, and how to differentiate it without storing the weights.
+# - Tri Dao, Daniel Y. Fu, Stefano Ermon, Atri Rudra, Christopher Ré. *FlashAttention: Fast and
+#   Memory-Efficient Exact Attention with IO-Awareness.* NeurIPS 2022.
+#   [arXiv:2205.14135](https://arxiv.org/abs/2205.14135). Tiles kept in on-chip memory, the
+#   recomputing backward pass of section 6, and the analysis of memory traffic on GPUs.
+# - Tri Dao, Daniel Haziza, Francisco Massa, Grigory Sizov. *Flash-Decoding for long-context
+#   inference.* Blog post, October 2023. Splitting the keys and merging through the lse
+#   (section 4).
+# - Hao Liu, Matei Zaharia, Pieter Abbeel. *Ring Attention with Blockwise Transformers for
+#   Near-Infinite Context.* 2023. [arXiv:2310.01889](https://arxiv.org/abs/2310.01889). The
+#   same merge across devices (Week 4).
+#
+# **Further reading**
+#
+# - Tri Dao. *FlashAttention-2: Faster Attention with Better Parallelism and Work
+#   Partitioning.* 2023. [arXiv:2307.08691](https://arxiv.org/abs/2307.08691).
+# - Jay Shah, Ganesh Bikshandi, Ying Zhang, Vijay Thakkar, Pradeep Ramani, Tri Dao.
+#   *FlashAttention-3: Fast and Accurate Attention with Asynchrony and Low-precision.* 2024.
+#   [arXiv:2407.08608](https://arxiv.org/abs/2407.08608).

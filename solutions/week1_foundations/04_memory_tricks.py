@@ -28,6 +28,10 @@
 # for mixed precision), and end with a table of which trick to use when.
 
 # %%
+import lcteach  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP, see Lecture 1)
+
+# isort: split
+import math
 import time
 
 import torch
@@ -35,6 +39,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from lcteach import ScalingReport, dense_attention, format_bytes, peak_memory, plot_scaling, track_peak_memory
+from lcteach.measure import best_seconds
 
 _ = torch.manual_seed(0)
 
@@ -84,11 +89,17 @@ class Stack(torch.nn.Module):
 # %% [markdown]
 # One training step is a forward pass, a loss and a backward pass. We measure its peak memory
 # with `track_peak_memory` (every tensor allocated inside the block counts: activations,
-# gradients, temporaries) and its time separately, without the tracker, as the best of a few
-# runs. The loss is a stand-in (the mean square of the output); any scalar would do.
+# gradients, temporaries) and its time separately, without the tracker, with
+# `lcteach.measure.best_seconds`: a warm-up run, then the best of three. As in Lecture 1, torch
+# runs on one thread and a time is that thread's CPU time, which other programs on a shared
+# machine cannot inflate by taking the core away. The loss is a stand-in (the mean square of
+# the output); any scalar would do.
 
 
 # %%
+torch.set_num_threads(1)
+
+
 def training_step(model, x):
     """One forward + backward pass of ``model`` on ``x``."""
     model.zero_grad(set_to_none=True)
@@ -102,20 +113,16 @@ def step_peak_memory(model, x):
     return memory.peak_bytes
 
 
-def step_seconds(model, x, repeats=2):
-    """Best-of-``repeats`` wall time of one training step."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        training_step(model, x)
-        best = min(best, time.perf_counter() - start)
-    return best
+def step_seconds(step, model, x, warmup=1, repeats=3):
+    """CPU seconds of one training step ``step(model, x)``: the best of ``repeats`` after ``warmup`` runs."""
+    return best_seconds(step, model, x, warmup=warmup, repeats=repeats, clock=time.thread_time)
 
 
 # %% [markdown]
 # Where does the memory go? For backward, autograd keeps every intermediate that a gradient
-# formula needs. Per block and per head, dense attention keeps $n \times n$ buffers (the
-# exponentiated scores and the weights); the MLP keeps a few $n \times 4d$ buffers. At
+# formula needs. Per block and per head, dense attention keeps two $n \times n$ buffers (the
+# exponentiated scores and the weights), and while the backward pass runs through a block it
+# briefly builds five more (Lecture 3); the MLP keeps a few $n \times 4d$ buffers. At
 # $n = 512$ with 4 heads and $d = 128$, one $n \times n$ buffer for all heads is
 # $4 \cdot 512^2 \cdot 4$ bytes $= 4$ MiB, against $512 \cdot 512 \cdot 4$ bytes $= 1$ MiB for
 # one MLP activation. Attention dominates, increasingly so as $n$ grows, and all $L$ blocks
@@ -134,6 +141,19 @@ print(f"peak memory of one training step at n = {n:,}: {format_bytes(step_peak_m
 #
 # **Check your understanding.** Which term of this peak grows with $n^2$, which with $n$, and
 # which not at all? What happens to the peak if you double the number of heads?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# The attention buffers grow with $n^2$: two per head and block kept for the backward pass, and
+# the backward pass's own temporaries. The other activations and their gradients grow with $n$:
+# the inputs of each LayerNorm and linear layer ($n \times d$) and the MLP's hidden layer
+# ($n \times 4d$). The parameters and their gradients (3 MiB each) do not depend on $n$.
+# Doubling the heads (with $d$ fixed, so each head gets half the dimension) doubles the number
+# of $n \times n$ buffers and leaves the rest alone. Try it with `Stack(layers, dim, 8)`: the
+# peak at $n = 512$ grows from 63 MiB to 111 MiB.
+#
+# </details>
 
 # %% [markdown]
 # ## 2. Gradient checkpointing
@@ -185,14 +205,15 @@ for depth, without, with_ in zip(depths, peaks[False], peaks[True]):
 # %%
 timings = {}
 for checkpointing in (False, True):
-    timings[checkpointing] = step_seconds(Stack(layers, dim, heads, checkpointing), x)
+    timings[checkpointing] = step_seconds(training_step, Stack(layers, dim, heads, checkpointing), x)
 print(
     f"training step, {layers} blocks: {timings[False] * 1e3:.0f} ms without, {timings[True] * 1e3:.0f} ms with "
     f"checkpointing ({timings[True] / timings[False] - 1:+.0%})"
 )
 
 # %% [markdown]
-# (Timings on a shared or busy machine are noisy; run the cell again to see how much.)
+# (Even the best of three runs in CPU time is noisy on a busy machine, whose other programs
+# share the caches; run the cell again to see how much.)
 #
 # Checkpointing divides the memory by the number of layers, but it does not change how one
 # layer scales. Measure a training step of the 4-block stack at growing $n$, with and without
@@ -205,10 +226,19 @@ for checkpointing in (False, True):
     label = "with checkpointing" if checkpointing else "without checkpointing"
     seconds, peaks_n = [], []
     for length in tqdm(lengths, desc=label, leave=False):
-        start = time.perf_counter()
-        peaks_n.append(step_peak_memory(Stack(layers, dim, heads, checkpointing), torch.randn(1, length, dim)))
-        seconds.append(time.perf_counter() - start)
+        stack, tokens = Stack(layers, dim, heads, checkpointing), torch.randn(1, length, dim)
+        peaks_n.append(step_peak_memory(stack, tokens))  # also the warm-up of the timed runs
+        seconds.append(step_seconds(training_step, stack, tokens, warmup=0, repeats=2))
     length_reports.append(ScalingReport(f"{layers} blocks, {label}", tuple(lengths), tuple(seconds), tuple(peaks_n)))
+without, with_ = length_reports
+print(f"{'n':>6} {'peak without':>13} {'peak with':>10} {'time without':>13} {'time with':>10}")
+for i, length in enumerate(lengths):
+    print(
+        f"{length:>6,} {format_bytes(without.peak_bytes[i]):>13} {format_bytes(with_.peak_bytes[i]):>10} "
+        f"{without.seconds[i] * 1e3:>10.0f} ms {with_.seconds[i] * 1e3:>7.0f} ms"
+    )
+
+# %%
 plot_scaling(*length_reports, metric="peak_bytes", title="Peak memory of a training step vs n (log-log)")
 
 # %% [markdown]
@@ -221,6 +251,19 @@ plot_scaling(*length_reports, metric="peak_bytes", title="Peak memory of a train
 # **Check your understanding.** A 48-layer model trains at $n = 8192$. Without checkpointing
 # it needs 200 GiB of activations. Roughly what does it need with checkpointing of every
 # block? And with checkpointing of every second block?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# One block's activations are about $200 / 48 \approx 4.2$ GiB. Checkpointing every block
+# keeps 48 block inputs, each only $n \times d$ numbers, and rebuilds one block at a time:
+# about 4 GiB plus the inputs, close to 48 times less. With segments of two blocks (one
+# checkpoint every second block), 24 inputs are kept and two blocks are rebuilt at a time:
+# about 8.3 GiB plus the inputs. If instead only every other block is checkpointed and the
+# others store everything, the 24 storing blocks alone need 100 GiB: half the saving, for
+# half the recomputation.
+#
+# </details>
 
 # %% [markdown]
 # ## 3. Mixed precision
@@ -230,10 +273,17 @@ plot_scaling(*length_reports, metric="peak_bytes", title="Peak memory of a train
 # compete, and they spend their 16 bits differently:
 
 # %%
-print(f"{'dtype':>15} {'bytes':>5} {'significant digits':>19} {'largest':>10} {'smallest normal':>16}")
+print(
+    f"{'dtype':>15} {'bytes':>5} {'significand bits':>16} {'decimal digits':>14} {'eps':>8} "
+    f"{'largest':>9} {'smallest normal':>15}"
+)
 for dtype in (torch.float32, torch.float16, torch.bfloat16):
     info = torch.finfo(dtype)
-    print(f"{str(dtype):>15} {info.bits // 8:>5} {info.resolution:>19.0e} {info.max:>10.1e} {info.tiny:>16.1e}")
+    bits = 1 - round(math.log2(info.eps))  # the stored fraction bits and the implicit leading 1
+    print(
+        f"{str(dtype):>15} {info.bits // 8:>5} {bits:>16} {bits * math.log10(2):>14.1f} {info.eps:>8.1e} "
+        f"{info.max:>9.1e} {info.tiny:>15.1e}"
+    )
 print(
     "\n70,000 as float16:",
     torch.tensor(70_000.0).half().item(),
@@ -242,12 +292,15 @@ print(
 )
 
 # %% [markdown]
-# **float16** keeps more digits (about 3) but overflows at 65,504: a large attention score or
-# activation becomes `inf`, which is why float16 training needs loss scaling. **bfloat16**
-# ("brain float") keeps float32's 8 exponent bits, so its range is the same as float32's, and
-# pays with precision: about 2 to 3 significant digits (`resolution` is $10^{-2}$). For
-# training large models bfloat16 has become the default, because overflow is fatal and small
-# rounding noise is not.
+# The precision of a format is its number of significand bits $p$ (the stored fraction bits
+# plus an implicit leading 1), worth $p \log_{10} 2$ decimal digits. `eps` $= 2^{1-p}$ is the
+# gap between 1 and the next larger number, so rounding moves a number by at most half of it,
+# relatively. **float16** keeps more digits (11 bits, about 3.3 decimal digits) but overflows
+# at 65,504: a large attention score or activation becomes `inf`, which is why float16
+# training needs loss scaling. **bfloat16** ("brain float") keeps float32's 8 exponent bits,
+# so its range is the same as float32's, and pays with precision: 8 bits, about 2.4 decimal
+# digits, a rounding error of up to $2^{-8} \approx 0.4\%$. For training large models
+# bfloat16 has become the default, because overflow is fatal and small rounding noise is not.
 #
 # ### Memory: half, as promised
 #
@@ -303,10 +356,8 @@ def autocast_step(model, x):
 
 results = {}
 for name, step in (("float32", training_step), ("bfloat16 autocast", autocast_step)):
-    _, peak = peak_memory(step, model, x)
-    start = time.perf_counter()
-    step(model, x)
-    seconds = time.perf_counter() - start
+    _, peak = peak_memory(step, model, x)  # also the warm-up of the timed runs
+    seconds = step_seconds(step, model, x, warmup=0)
     results[name] = (peak, seconds, torch.cat([p.grad.flatten() for p in model.parameters()]))
 reference_grad = results["float32"][2]
 print(f"{'':>18} {'peak memory':>12} {'time':>8} {'relative gradient error':>24}")
@@ -324,6 +375,18 @@ for name, (peak, seconds, grad) in results.items():
 #
 # **Check your understanding.** Why are the weights kept in float32 even though every matrix
 # multiplication runs in bfloat16? (Hint: add $10^{-4}$ to 1 in bfloat16.)
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Next to 1, bfloat16 numbers are $2^{-7} \approx 0.0078$ apart, so `1 + 1e-4` rounds back to
+# exactly 1: the update is lost. A training step changes each weight by the learning rate
+# times its gradient, typically $10^{-3}$ to $10^{-6}$ of the weight, so weights stored in
+# bfloat16 would mostly stop moving. float32 weights (spacing $2^{-23} \approx 1.2 \times
+# 10^{-7}$ next to 1) keep every small update; each step casts a bfloat16 copy for the
+# arithmetic.
+#
+# </details>
 
 # %% [markdown]
 # ## 4. Which trick when
@@ -343,3 +406,44 @@ for name, (peak, seconds, grad) in results.items():
 #
 # **Check your understanding.** You fine-tune a 32-layer model at $n = 32{,}768$ and run out of
 # memory. In which order do you try the tricks, and why?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# First flash attention: at $n = 32{,}768$ the $n \times n$ buffers dominate (one float32 buffer
+# is 4 GiB per head), it removes them without changing the result, and on a GPU it is faster.
+# Then bfloat16 mixed precision: half of what remains, faster matrix products, rounding noise
+# that training tolerates. Then gradient checkpointing: it divides the remaining activations
+# by about the number of layers but costs about a third more time, so it comes last among the
+# exact tricks. A window or chunking only if the model was trained with it or the task is
+# local: they change what the model computes.
+#
+# </details>
+
+# %% [markdown]
+# ## References
+#
+# - Ruibin Xiong, Yunchang Yang, Di He, Kai Zheng, Shuxin Zheng, Chen Xing, Huishuai Zhang,
+#   Yanyan Lan, Liwei Wang, Tie-Yan Liu. *On Layer Normalization in the Transformer
+#   Architecture.* ICML 2020. [arXiv:2002.04745](https://arxiv.org/abs/2002.04745). The
+#   pre-norm block of section 1.
+# - Tianqi Chen, Bing Xu, Chiyuan Zhang, Carlos Guestrin. *Training Deep Nets with Sublinear
+#   Memory Cost.* 2016. [arXiv:1604.06174](https://arxiv.org/abs/1604.06174). Gradient
+#   checkpointing (section 2).
+# - Paulius Micikevicius, Sharan Narang, Jonah Alben, et al. *Mixed Precision Training.*
+#   ICLR 2018. [arXiv:1710.03740](https://arxiv.org/abs/1710.03740). float32 master weights and
+#   loss scaling for float16 (section 3).
+# - Dhiraj Kalamkar, Dheevatsa Mudigere, Naveen Mellempudi, et al. *A Study of BFLOAT16 for
+#   Deep Learning Training.* 2019. [arXiv:1905.12322](https://arxiv.org/abs/1905.12322).
+# - Tri Dao, Daniel Y. Fu, Stefano Ermon, Atri Rudra, Christopher Ré. *FlashAttention: Fast and
+#   Memory-Efficient Exact Attention with IO-Awareness.* NeurIPS 2022.
+#   [arXiv:2205.14135](https://arxiv.org/abs/2205.14135). The first row of the table.
+#
+# **Further reading**
+#
+# - Vijay Korthikanti, Jared Casper, Sangkug Lym, Lawrence McAfee, Michael Andersch, Mohammad
+#   Shoeybi, Bryan Catanzaro. *Reducing Activation Recomputation in Large Transformer Models.*
+#   2022. [arXiv:2205.05198](https://arxiv.org/abs/2205.05198). Recomputing only the cheap,
+#   memory-hungry parts of a block.
+# - David Goldberg. *What Every Computer Scientist Should Know About Floating-Point
+#   Arithmetic.* ACM Computing Surveys 23(1), 1991.

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import time
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ from oracles import one_thread
 from lcteach.kernels import dense_attention, tiled_attention
 from lcteach.measure import (
     ScalingReport,
+    best_seconds,
     dense_attention_memory,
     diagnose_oom,
     fit_exponent,
@@ -80,6 +82,39 @@ def test_table_of_a_single_length_has_no_fit():
     assert "fitted" not in ScalingReport("one", (64,), (0.1,), (4096,)).table()
 
 
+def test_fit_from_fits_one_regime_only():
+    """A cache step: time per pair doubles from n = 1024 on; the fit over all sizes mixes the two
+    regimes and misses 2, the fit from n = 1024 on recovers it."""
+    sizes = (256, 512, 1024, 2048, 4096)
+    seconds = tuple(1e-9 * n**2 * (1 if n < 1024 else 2) for n in sizes)
+    everything = ScalingReport("step", sizes, seconds, tuple(4 * n * n for n in sizes))
+    regime = ScalingReport("step", sizes, seconds, everything.peak_bytes, fit_from=1024)
+    assert everything.time_exponent > 2.2
+    assert regime.time_exponent == pytest.approx(2) and regime.memory_exponent == pytest.approx(2)
+    assert "fitted exponents (n >= 1,024): time ~ n^2.00" in regime.table()
+    few = ScalingReport("step", sizes, seconds, everything.peak_bytes, fit_from=4096)
+    assert "fitted" not in few.table()
+    with pytest.raises(ValueError, match="fewer than two"):
+        few.time_exponent  # noqa: B018
+
+
+def test_best_seconds_warms_up_and_keeps_the_fastest_run():
+    calls = []
+
+    def slow_first(pause):
+        calls.append(pause)
+        if len(calls) == 1:
+            time.sleep(0.05)  # a cold first run: must not be timed
+
+    best = best_seconds(slow_first, 0.0, repeats=3, warmup=1)
+    assert len(calls) == 4 and best < 0.04
+    assert best_seconds(time.sleep, 0.01, repeats=2, warmup=0) >= 0.01
+    assert best_seconds(time.sleep, 0.05, repeats=1, warmup=0, clock=time.thread_time) < 0.02  # sleeping is no CPU time
+    for kwargs, message in (({"repeats": 0}, "repeats"), ({"warmup": -1}, "warmup")):
+        with pytest.raises(ValueError, match=message):
+            best_seconds(time.sleep, 0, **kwargs)
+
+
 def test_profile_scaling_of_dense_attention_is_quadratic(capsys):
     sizes = (256, 512, 1024)
     with one_thread():
@@ -90,6 +125,18 @@ def test_profile_scaling_of_dense_attention_is_quadratic(capsys):
     assert all(s > 0 for s in report.seconds)
     assert report.time_exponent > 1.3  # about 2; loose because the machine is shared and noisy
     assert capsys.readouterr().err == ""
+
+
+def test_profile_scaling_times_with_the_clock_it_is_given():
+    ticks = iter(range(1000))
+    with one_thread():
+        report = profile_scaling(
+            dense_attention, (64, 128), dim=8, repeats=2, progress=False, clock=lambda: next(ticks)
+        )
+    assert report.seconds == (1, 1)  # each timed run spans one tick of the fake clock
+    with one_thread():
+        cpu = profile_scaling(dense_attention, (64, 128), dim=8, repeats=2, progress=False, clock=time.thread_time)
+    assert all(s >= 0 for s in cpu.seconds)
 
 
 def test_profile_scaling_of_tiled_attention_is_linear_in_memory():
@@ -144,12 +191,28 @@ def test_diagnose_oom_recommends_tiled_attention_when_it_does_not_fit():
     assert "bfloat16 halves" not in diagnose_oom(65_536, 1024, dtype=torch.bfloat16).message  # already halved
 
 
-def test_diagnose_oom_training_counts_the_saved_weights():
-    n = 4096
-    inference = diagnose_oom(n, GiB)
-    training = diagnose_oom(n, GiB, training=True)
-    assert training.needed_bytes - inference.needed_bytes == n * n * 4
+def test_diagnose_oom_training_counts_seven_matrices_per_head():
+    n, dim = 4096, 64
+    inference = diagnose_oom(n, GiB, heads=2)
+    training = diagnose_oom(n, GiB, heads=2, training=True)
+    assert inference.needed_bytes == dense_attention_memory(n, heads=2)
+    assert training.needed_bytes == dense_attention_memory(n, heads=2, training=True)
+    assert training.needed_bytes == 2 * (4 * (7 * n * n + 2 * n * dim + n) + n)
+    assert training.needed_bytes - inference.needed_bytes > 2 * 5 * n * n * 4  # five more n x n buffers per head
+    assert "7 of them" in training.message and "2 of them" in inference.message
     assert "backward" in diagnose_oom(n, 1024, training=True).message
+    causal = diagnose_oom(n, GiB, heads=2, training=True, causal=True)
+    assert causal.needed_bytes - training.needed_bytes == n * n  # the causal bool mask, one for all heads
+
+
+def test_dense_attention_memory_training_closed_form():
+    n, kv, dim = 1000, 1500, 32
+    assert dense_attention_memory(n, kv, dim=dim, training=True) == 4 * (7 * n * kv + n * dim + kv * dim + n) + n
+    assert (
+        dense_attention_memory(n, kv, dim=dim, training=True, causal=True, heads=3)
+        == 3 * (4 * (7 * n * kv + n * dim + kv * dim + n) + n) + n * kv
+    )
+    assert dense_attention_memory(n, causal=True) == dense_attention_memory(n)  # no_grad frees the mask at once
 
 
 @pytest.mark.parametrize(
