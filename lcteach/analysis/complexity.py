@@ -10,9 +10,13 @@ Every ``*_cost`` function returns an :class:`AttentionCost` for ONE head of ONE 
 - ``score_bytes``: one score per pair that is alive at once, as an implementation that
   stores the allowed scores (not a fused kernel) keeps them; ``kv_bytes``: the keys and
   values it keeps, 2 * tokens * d elements. Bytes are elements times ``dtype``'s size.
+- ``causal``: whether a query sees only itself and earlier keys (a decoder) or keys on both
+  sides (an encoder). Causal dense attention scores n(n + 1)/2 pairs, not n^2, so a causal
+  method is compared with causal dense attention, a bidirectional one with full attention.
 
 ``complexity_table`` evaluates every method over a list of n; ``format_complexity_table``
-turns the rows into a markdown table. Plain numbers, no plotting.
+turns the rows into a markdown table whose "of dense" column makes that comparison. Plain
+numbers, no plotting.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from lcteach.validation import check_float_dtype, check_nonnegative_int, check_p
 @dataclass(frozen=True)
 class AttentionCost:
     """Cost of one attention layer, one head, one sequence of n tokens. ``pairs`` is None
-    for linear attention, which computes no (query, key) score."""
+    for linear attention, which computes no (query, key) score. ``causal``: a decoder's
+    pattern (keys j <= i only) rather than an encoder's."""
 
     method: str
     params: str
@@ -41,13 +46,25 @@ class AttentionCost:
     flops: int
     score_bytes: int
     kv_bytes: int
+    causal: bool
 
     @property
     def total_bytes(self) -> int:
         return self.score_bytes + self.kv_bytes
 
+    @property
+    def dense_flops(self) -> int:
+        """FLOPs of dense attention of the same kind at this n: causal (n(n + 1)/2 pairs) for a
+        causal method, full (n^2 pairs) for a bidirectional one."""
+        return dense_cost(self.n, head_dim=self.head_dim, causal=self.causal).flops
 
-def _pair_cost(method, params, n, pairs, head_dim, dtype, *, live_pairs=None, kv_tokens=None) -> AttentionCost:
+    @property
+    def of_dense(self) -> float:
+        """FLOPs as a fraction of dense attention of the same kind (``dense_flops``)."""
+        return self.flops / self.dense_flops
+
+
+def _pair_cost(method, params, n, pairs, head_dim, dtype, *, causal, live_pairs=None, kv_tokens=None) -> AttentionCost:
     """An AttentionCost for a method that scores ``pairs`` pairs; by default all of them, and
     all n keys and values, are alive at once."""
     itemsize = check_float_dtype(dtype).itemsize
@@ -62,6 +79,7 @@ def _pair_cost(method, params, n, pairs, head_dim, dtype, *, live_pairs=None, kv
         pair_flops(pairs, head_dim),
         live_pairs * itemsize,
         2 * kv_tokens * head_dim * itemsize,
+        causal,
     )
 
 
@@ -83,10 +101,16 @@ def _pairs_outside_symmetric_window(n: int, window: int) -> int:
     return corner * (corner + 1)
 
 
-def dense_cost(n: int, *, head_dim: int = 64, dtype: torch.dtype = torch.float32) -> AttentionCost:
-    """Full (bidirectional) attention: n^2 pairs, O(n^2 d) FLOPs, O(n^2) score memory."""
+def dense_cost(
+    n: int, *, head_dim: int = 64, dtype: torch.dtype = torch.float32, causal: bool = False
+) -> AttentionCost:
+    """Dense attention. Full (bidirectional, ``causal=False``): n^2 pairs. Causal (lcteach.causal_mask,
+    method "causal dense"): n(n + 1)/2 pairs, half the work and no better exponent. Both O(n^2 d)
+    FLOPs and O(n^2) score memory."""
     _check_sizes(n, head_dim)
-    return _pair_cost("dense", "", n, n * n, head_dim, dtype)
+    if causal:
+        return _pair_cost("causal dense", "", n, n * (n + 1) // 2, head_dim, dtype, causal=True)
+    return _pair_cost("dense", "", n, n * n, head_dim, dtype, causal=False)
 
 
 def sliding_window_cost(
@@ -98,7 +122,7 @@ def sliding_window_cost(
     """
     _check_sizes(n, head_dim)
     check_positive_int("window", window)
-    return _pair_cost("sliding window", f"w={window}", n, _causal_window_pairs(n, window), head_dim, dtype)
+    return _pair_cost("sliding window", f"w={window}", n, _causal_window_pairs(n, window), head_dim, dtype, causal=True)
 
 
 def strided_cost(
@@ -115,7 +139,7 @@ def strided_cost(
     stride = math.isqrt(n) if stride is None else check_positive_int("stride", stride)
     whole, rest = divmod(n, stride)
     pairs = _causal_window_pairs(n, stride) + stride * whole * (whole - 1) // 2 + rest * whole
-    return _pair_cost("strided", f"s={stride}", n, pairs, head_dim, dtype)
+    return _pair_cost("strided", f"s={stride}", n, pairs, head_dim, dtype, causal=True)
 
 
 def _global_window_pairs(n: int, window: int, num_global: int) -> int:
@@ -135,7 +159,7 @@ def longformer_cost(
     check_symmetric_window(window)
     check_nonnegative_int("num_global", num_global)
     pairs = _global_window_pairs(n, window, num_global)
-    return _pair_cost("longformer", f"w={window}, g={num_global}", n, pairs, head_dim, dtype)
+    return _pair_cost("longformer", f"w={window}, g={num_global}", n, pairs, head_dim, dtype, causal=False)
 
 
 def bigbird_cost(
@@ -163,14 +187,18 @@ def bigbird_cost(
     random_keys = min(num_random_blocks * block_size, n)
     pairs = min(_global_window_pairs(n, window, num_global) + n * random_keys, n * n)
     params = f"w={window}, g={num_global}, r={num_random_blocks}x{block_size}"
-    return _pair_cost("bigbird", params, n, pairs, head_dim, dtype)
+    return _pair_cost("bigbird", params, n, pairs, head_dim, dtype, causal=False)
 
 
 def linear_attention_cost(n: int, *, head_dim: int = 64, dtype: torch.dtype = torch.float32) -> AttentionCost:
-    """Linear attention phi(Q) (phi(K)^T V): no scores; a (d, d) state and a d-vector normaliser.
+    """Causal linear attention phi(Q) (phi(K)^T V), run as a recurrence: no scores, a (d, d)
+    state S = sum_j phi(k_j) v_j^T and a d-vector normaliser z = sum_j phi(k_j), updated one
+    token at a time.
 
     FLOPs 4 n d^2: 2 d^2 per token to add phi(k) v^T into the state, 2 d^2 to multiply
-    phi(q) by it (feature map and normaliser, O(n d), left out). O(n d^2) time, O(d^2) state.
+    phi(q) by it (feature map and normaliser, O(n d), left out). Memory: the state
+    (``score_bytes``: d^2 + d elements) and the current token's key and value (``kv_bytes``:
+    2d elements), both independent of n: O(n d^2) time, O(d^2) memory.
     """
     _check_sizes(n, head_dim)
     itemsize = check_float_dtype(dtype).itemsize
@@ -182,7 +210,8 @@ def linear_attention_cost(n: int, *, head_dim: int = 64, dtype: torch.dtype = to
         None,
         4 * n * head_dim * head_dim,
         (head_dim * head_dim + head_dim) * itemsize,
-        2 * n * head_dim * itemsize,
+        2 * head_dim * itemsize,
+        True,
     )
 
 
@@ -210,7 +239,7 @@ def hierarchical_cost(
     sizes = _hierarchical_level_sizes(n, block_size)
     pairs = n * sum(min(block_size, size) for size in sizes)
     params = f"b={block_size}, levels={len(sizes)}"
-    return _pair_cost("hierarchical", params, n, pairs, head_dim, dtype, kv_tokens=sum(sizes))
+    return _pair_cost("hierarchical", params, n, pairs, head_dim, dtype, causal=False, kv_tokens=sum(sizes))
 
 
 def memory_augmented_cost(
@@ -239,6 +268,7 @@ def memory_augmented_cost(
         pairs,
         head_dim,
         dtype,
+        causal=True,
         live_pairs=_causal_window_pairs(live, live) + live * memory,
         kv_tokens=live + memory,
     )
@@ -256,7 +286,9 @@ def complexity_table(
     segment: int = 512,
     memory: int = 512,
 ) -> list[AttentionCost]:
-    """Every method's cost at every n in ``ns``: a list of rows, n-major, methods in a fixed order.
+    """Every method's cost at every n in ``ns``: a list of rows, n-major, methods in a fixed order:
+    dense, causal dense, then the causal methods (sliding window, strided, linear,
+    memory-augmented) and the bidirectional ones (Longformer, BigBird, hierarchical).
 
     ``window`` counts the keys a query sees, itself included, for the causal sliding window
     and for Longformer / BigBird's symmetric window (so it must be odd); strided attention
@@ -272,31 +304,31 @@ def complexity_table(
         for n in ns
         for cost in (
             dense_cost(n, **sizes),
+            dense_cost(n, causal=True, **sizes),
             sliding_window_cost(n, window, **sizes),
             strided_cost(n, **sizes),
+            linear_attention_cost(n, **sizes),
+            memory_augmented_cost(n, segment, memory, **sizes),
             longformer_cost(n, window, num_global, **sizes),
             bigbird_cost(n, window, num_global, num_random_blocks, block_size, **sizes),
-            linear_attention_cost(n, **sizes),
             hierarchical_cost(n, block_size, **sizes),
-            memory_augmented_cost(n, segment, memory, **sizes),
         )
     ]
 
 
-def _dense_fraction(cost: AttentionCost) -> float:
-    return cost.flops / pair_flops(cost.n * cost.n, cost.head_dim)
-
-
 def format_complexity_table(rows: Iterable[AttentionCost]) -> str:
-    """A markdown table of AttentionCost rows; "of dense" is the FLOPs relative to dense at that n."""
+    """A markdown table of AttentionCost rows. "of dense" is the FLOPs relative to dense
+    attention of the same kind at that n (``AttentionCost.of_dense``): causal dense for a
+    causal method, full dense for a bidirectional one."""
     lines = [
-        "| method | params | n | pairs | FLOPs | of dense | scores | K+V | total |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | kind | params | n | pairs | FLOPs | of dense | scores | K+V | total |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         pairs = "-" if row.pairs is None else f"{row.pairs:.3g}"
+        kind = "causal" if row.causal else "bidirectional"
         lines.append(
-            f"| {row.method} | {row.params} | {row.n} | {pairs} | {row.flops:.3g} | {_dense_fraction(row):.2%} | "
+            f"| {row.method} | {kind} | {row.params} | {row.n} | {pairs} | {row.flops:.3g} | {row.of_dense:.2%} | "
             f"{format_bytes(row.score_bytes)} | {format_bytes(row.kv_bytes)} | {format_bytes(row.total_bytes)} |"
         )
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""Experiments that train tiny models in seconds: associative recall over sparse patterns."""
+"""Experiments that train tiny models in seconds: associative recall over sparse patterns and depths."""
 
 from lcteach.experiments.recall import (
+    REACH_CLASSES,
     SHIPPED_RESULTS,
     RecallBatch,
     RecallModel,
@@ -8,6 +9,7 @@ from lcteach.experiments.recall import (
     RecallResults,
     RecallTask,
     accuracy_by_distance,
+    accuracy_by_reach,
     default_edges,
     default_settings,
     distance_bins,
@@ -15,6 +17,7 @@ from lcteach.experiments.recall import (
     load_recall_results,
     main,
     make_recall_batch,
+    reachable_distances,
     run_recall_experiment,
     train_recall,
 )

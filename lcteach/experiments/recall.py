@@ -1,4 +1,4 @@
-"""Associative recall: which sparse patterns can fetch a fact from far back?
+"""Associative recall: which sparse patterns, at which depth, fetch a fact from far back?
 
 The task (``make_recall_batch``): a sequence holds ``seq_len - 1`` key-value pairs, one pair
 per position (position p holds key token keys[p] and value token values[p]; the keys of a
@@ -8,17 +8,22 @@ the queried pair's position (1 = the pair just before the query); it is drawn un
 1..seq_len-1, so every distance bin gets the same share of examples.
 
 One pair per position (rather than a key token followed by a value token) makes the distance
-an attention distance: a 1-layer model (``RecallModel``) answers from what the query row of
+an attention distance. A 1-layer model (``RecallModel``) answers from what the query row of
 its mask reaches, so a pattern that masks distance d off cannot beat chance (1 / num_values)
-at d. Query row of each pattern (``recall_patterns``), query at position n - 1:
+at d. Deeper models may relay: the fact travels along a path of attended pairs, one hop per
+layer (lcteach.analysis.hop_counts; ``reachable_distances`` gives the query's row). The
+patterns (``recall_patterns``) are bidirectional, as the encoders BigBird and Longformer are,
+and the query is an ordinary token (not global). Query row in one layer, query at n - 1:
 
-- full: causal, every distance;
-- sliding_window(w): distances 0..w-1 (lcteach.generate_sliding_window includes the query);
-- strided(s): and_masks(causal_mask, generate_strided(s)), distances that are multiples of s;
-- bigbird: and_masks(causal_mask, or_masks(generate_bigbird(...), generate_global([n - 1]))):
-  the query is a global token, as BigBird and Longformer make task tokens (CLS, question)
-  global, so it reaches every distance in one hop. Without that, a 1-layer BigBird query sees
-  only its window, the first tokens and its random blocks.
+- full: every distance;
+- window_31: distances 0..15 (generate_symmetric_window(31): 15 keys on each side);
+- strided_4: distances that are multiples of 4;
+- bigbird: its window (distances 0..3), its random block and the global token 0 (distance
+  n - 1). In two layers every pair is connected through the global token; in three, a
+  global token can first read the query's key, then find the pair, then be read by the query.
+
+``run_recall_experiment`` trains one model per (pattern, depth) and measures its accuracy
+by distance; a path is a possibility, and the experiment measures whether training finds it.
 
 Training is dense: the mask_mod is evaluated once on the (n, n) grid (lcteach.evaluate_rows) and passed to
 ``scaled_dot_product_attention`` as a bool mask, because FlexAttention has no CPU backward.
@@ -46,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from lcteach.analysis.reachability import hop_counts
 from lcteach.masks.catalog import recall_patterns
 from lcteach.masks.evaluation import MaskMod, evaluate_rows
 from lcteach.validation import check_nonnegative_int, check_positive_int
@@ -146,9 +152,11 @@ class RecallModel(nn.Module):
 
 @dataclass(frozen=True)
 class RecallResult:
-    """Accuracy of one pattern by distance bin: bins[i] = (low, high), distances low..high-1."""
+    """Accuracy of one pattern at one depth (``layers``) by distance bin: bins[i] = (low, high),
+    distances low..high-1."""
 
     pattern: str
+    layers: int
     bins: list[tuple[int, int]]
     accuracy: list[float]
     final_loss: float
@@ -163,6 +171,40 @@ def distance_bins(seq_len: int, edges: Sequence[int]) -> list[tuple[int, int]]:
     return list(itertools.pairwise(edges))
 
 
+def reachable_distances(mask_mod: MaskMod, seq_len: int, layers: int) -> list[bool]:
+    """Whether a pair at distance d can reach the query (the last position) within ``layers``
+    stacked layers of ``mask_mod``, for d = 1..seq_len-1 (entry d - 1). From
+    lcteach.analysis.hop_counts: O(layers * seq_len^3)."""
+    hops = hop_counts(mask_mod, check_positive_int("seq_len", seq_len), check_positive_int("layers", layers))
+    query_row = hops[-1].flip(0)[1:]  # entry d - 1: the key d positions before the query
+    return (query_row >= 0).tolist()
+
+
+REACH_CLASSES = ("one hop", "relayed", "no path")
+
+
+def accuracy_by_reach(result: RecallResult, mask_mod: MaskMod, seq_len: int) -> dict[str, tuple[int, float]]:
+    """Split a result's distances by how the query can reach them with ``mask_mod`` at the
+    result's depth: "one hop" (its own row of the mask allows them), "relayed" (only through
+    other positions, in up to ``result.layers`` layers), "no path" (not within that depth).
+    Returns {class: (how many distances, mean accuracy over them)}, the mean nan for none.
+    ``result`` must hold one bin per distance (the command's default, bin_width 1)."""
+    if result.bins != [(d, d + 1) for d in range(1, seq_len)]:
+        raise ValueError(
+            f"accuracy_by_reach needs one bin per distance 1..{seq_len - 1}, got bins {result.bins[:3]}..."
+        )
+    direct = reachable_distances(mask_mod, seq_len, 1)
+    relayed = reachable_distances(mask_mod, seq_len, result.layers)
+    classes = [
+        "one hop" if one else "relayed" if deep else "no path" for one, deep in zip(direct, relayed, strict=True)
+    ]
+    summary = {}
+    for name in REACH_CLASSES:
+        mine = [accuracy for accuracy, kind in zip(result.accuracy, classes, strict=True) if kind == name]
+        summary[name] = (len(mine), sum(mine) / len(mine) if mine else float("nan"))
+    return summary
+
+
 def accuracy_by_distance(model: RecallModel, data: RecallBatch, bins: Sequence[tuple[int, int]]) -> list[float]:
     """Fraction of correct answers among the examples of each distance bin (nan for an empty bin)."""
     with torch.no_grad():
@@ -175,9 +217,9 @@ def train_recall(
     task: RecallTask,
     mask_mod: MaskMod,
     *,
-    steps: int = 300,
+    steps: int = 1000,
     batch: int = 64,
-    lr: float = 5e-3,
+    lr: float = 2e-3,
     dim: int = 64,
     heads: int = 2,
     layers: int = 1,
@@ -219,14 +261,19 @@ def run_recall_experiment(
     task: RecallTask = RecallTask(),
     patterns: dict[str, MaskMod] | None = None,
     *,
+    layers: Sequence[int] = (1, 2, 3),
     edges: Sequence[int] = (1, 16, 32, 48, 64),
     eval_size: int = 2000,
     seed: int = 0,
     progress: bool = True,
     **train_kwargs,
 ) -> list[RecallResult]:
-    """Train one model per pattern (default ``recall_patterns(task.seq_len)``) and measure its
-    accuracy by distance bin on ``eval_size`` held-out examples (drawn from seed + 1)."""
+    """Train one model per pattern (default ``recall_patterns(task.seq_len)``) and per depth in
+    ``layers`` and measure its accuracy by distance bin on ``eval_size`` held-out examples
+    (drawn from seed + 1). Results are pattern-major: every depth of the first pattern first."""
+    layers = [check_positive_int("layers", depth) for depth in layers]
+    if not layers:
+        raise ValueError("layers must list at least one depth")
     patterns = recall_patterns(task.seq_len, seed=seed) if patterns is None else patterns
     bins = distance_bins(task.seq_len, edges)
     data = make_recall_batch(
@@ -235,18 +282,19 @@ def run_recall_experiment(
         generator=torch.Generator().manual_seed(seed + 1),
     )
     results = []
-    for name, mask_mod in patterns.items():
+    for (name, mask_mod), depth in itertools.product(patterns.items(), layers):
         start = time.perf_counter()
-        model, loss = train_recall(task, mask_mod, seed=seed, progress=progress, **train_kwargs)
+        model, loss = train_recall(task, mask_mod, layers=depth, seed=seed, progress=progress, **train_kwargs)
         accuracy = accuracy_by_distance(model, data, bins)
-        results.append(RecallResult(name, bins, accuracy, loss, time.perf_counter() - start))
+        results.append(RecallResult(name, depth, bins, accuracy, loss, time.perf_counter() - start))
     return results
 
 
 def format_results(results: Sequence[RecallResult]) -> str:
-    """A text table: one row per distance bin, one column per pattern, then the seconds."""
-    width = max(8, *(len(result.pattern) for result in results))
-    rows = [" ".join(["distance".ljust(10)] + [result.pattern.rjust(width) for result in results])]
+    """A text table: one row per distance bin, one column per (pattern, depth), then the seconds."""
+    names = [f"{result.pattern} L={result.layers}" for result in results]
+    width = max(8, *(len(name) for name in names))
+    rows = [" ".join(["distance".ljust(10)] + [name.rjust(width) for name in names])]
     for index, (low, high) in enumerate(results[0].bins):
         label = str(low) if high == low + 1 else f"{low}-{high - 1}"
         rows.append(" ".join([label.ljust(10)] + [f"{result.accuracy[index]:{width}.2f}" for result in results]))
@@ -268,16 +316,35 @@ SHIPPED_RESULTS = "data/recall_results.json"
 @dataclass(frozen=True)
 class RecallResults:
     """A results file of ``python -m lcteach.experiments.recall --out FILE``: the task, the command-line
-    ``settings`` it ran with (seq_len, num_values, steps, seed, eval_size, bin_width) and one
-    RecallResult per pattern. ``chance`` is the accuracy of guessing: 1 / num_values."""
+    ``settings`` it ran with (seq_len, num_values, layers, steps, lr, seed, eval_size, bin_width)
+    and one RecallResult per (pattern, depth). ``chance`` is the accuracy of guessing: 1 / num_values."""
 
     task: RecallTask
-    settings: dict[str, int]
+    settings: dict[str, object]
     results: list[RecallResult]
 
     @property
     def chance(self) -> float:
         return 1.0 / self.task.num_values
+
+    @property
+    def patterns(self) -> list[str]:
+        """The patterns, in the order of the file."""
+        return list(dict.fromkeys(result.pattern for result in self.results))
+
+    @property
+    def depths(self) -> list[int]:
+        """The depths (layers), in the order of the file."""
+        return list(dict.fromkeys(result.layers for result in self.results))
+
+    def result(self, pattern: str, layers: int) -> RecallResult:
+        """The result of ``pattern`` at depth ``layers``; KeyError names what the file holds."""
+        for result in self.results:
+            if (result.pattern, result.layers) == (pattern, layers):
+                return result
+        raise KeyError(
+            f"no result for {pattern!r} with {layers} layers; the file holds {self.patterns} at {self.depths}"
+        )
 
 
 def load_recall_results(path: str | os.PathLike | None = None) -> RecallResults:
@@ -299,7 +366,12 @@ def load_recall_results(path: str | os.PathLike | None = None) -> RecallResults:
         settings = dict(data["settings"])
         results = [
             RecallResult(
-                r["pattern"], [tuple(b) for b in r["bins"]], list(r["accuracy"]), r["final_loss"], r["seconds"]
+                r["pattern"],
+                int(r["layers"]),
+                [tuple(b) for b in r["bins"]],
+                list(r["accuracy"]),
+                r["final_loss"],
+                r["seconds"],
             )
             for r in data["results"]
         ]
@@ -322,7 +394,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seq-len", type=int, default=RecallTask.seq_len)
     parser.add_argument("--num-values", type=int, default=RecallTask.num_values)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--layers", type=int, nargs="+", default=[1, 2, 3], help="the depths to train, one model per pattern and depth"
+    )
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--eval-size", type=int, default=4000, help="held-out examples, about eval_size / (seq_len - 1) per distance"
@@ -333,7 +409,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_settings() -> dict[str, int]:
+def default_settings() -> dict[str, object]:
     """The settings the command runs with when given no option but --out."""
     settings = vars(_parser().parse_args([]))
     del settings["out"]
@@ -344,7 +420,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     task = RecallTask(args.seq_len, args.seq_len, args.num_values)
     edges = default_edges(args.seq_len, args.bin_width)
-    results = run_recall_experiment(task, edges=edges, eval_size=args.eval_size, steps=args.steps, seed=args.seed)
+    results = run_recall_experiment(
+        task,
+        layers=args.layers,
+        edges=edges,
+        eval_size=args.eval_size,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+    )
     print(format_results(results))
     if args.out:
         settings = {name: value for name, value in vars(args).items() if name != "out"}

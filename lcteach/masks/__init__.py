@@ -16,6 +16,7 @@ from lcteach.masks.catalog import (
     SPARSE_PATTERNS,
     WINDOW_PATTERNS,
     combine,
+    generate_sparse_transformer,
     local_block_layout,
     recall_patterns,
     sparse_pattern,

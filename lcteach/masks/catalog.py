@@ -1,11 +1,13 @@
 """The named patterns that lectures, widgets and experiments choose from, in one place.
 
 - ``WINDOW_PATTERNS`` / ``window_pattern``: the Week 1 window explorer's three patterns;
+- ``generate_sparse_transformer``: the Sparse Transformer's strided pattern (Child et al.,
+  2019), a causal window and a causal stride of the same length;
 - ``SPARSE_PATTERNS`` / ``sparse_pattern`` (with ``PATTERN_PARAMETERS``, the settings each
   reads): the Week 2 mask, composition and reachability explorers, sparse patterns and the
   two structural ones (prefix-LM, packed documents);
 - ``COMBINE`` / ``combine``: and_masks / or_masks by name;
-- ``recall_patterns``: the four causal patterns of the associative-recall experiment.
+- ``recall_patterns``: the four bidirectional patterns of the associative-recall experiment.
 """
 
 from __future__ import annotations
@@ -33,10 +35,26 @@ def window_pattern(pattern: str, window: int):
     return {"full": full_mask, "causal": causal_mask}.get(pattern) or generate_sliding_window(window)
 
 
+def generate_sparse_transformer(stride: int) -> MaskMod:
+    """The Sparse Transformer's strided pattern (Child et al., 2019), causal: query i attends
+    the last ``stride`` keys, itself included (i - stride < j <= i), and every earlier key a
+    multiple of ``stride`` away ((i - j) % stride == 0, j <= i).
+
+    and_masks(causal_mask, or_masks(generate_sliding_window(stride), generate_strided(stride))),
+    named "sparse_transformer_<stride>". About stride + i / stride keys in row i: O(n sqrt(n))
+    pairs with stride = sqrt(n), and two layers connect every j <= i (the window reaches a
+    position on i's grid, the stride carries it on).
+    """
+    pattern = and_masks(causal_mask, or_masks(generate_sliding_window(stride), generate_strided(stride)))
+    pattern.__name__ = f"sparse_transformer_{stride}"
+    return pattern
+
+
 SPARSE_PATTERNS = (
     "sliding window",
     "symmetric window",
     "strided",
+    "Sparse Transformer",
     "global",
     "random blocks",
     "BigBird",
@@ -50,6 +68,7 @@ PATTERN_PARAMETERS = {  # the sliders each pattern reads
     "sliding window": {"window"},
     "symmetric window": {"window"},
     "strided": {"stride"},
+    "Sparse Transformer": {"stride"},
     "global": {"global_tokens"},
     "random blocks": {"random_blocks", "block_size"},
     "BigBird": {"window", "global_tokens", "random_blocks", "block_size"},
@@ -93,6 +112,8 @@ def sparse_pattern(
         return generate_symmetric_window(window)
     if pattern == "strided":
         return generate_strided(stride)
+    if pattern == "Sparse Transformer":
+        return generate_sparse_transformer(stride)
     if pattern == "global":
         return generate_global(global_tokens)
     if pattern == "random blocks":
@@ -123,26 +144,30 @@ def combine(a: MaskMod, b: MaskMod, op: str) -> MaskMod:
 def recall_patterns(
     seq_len: int,
     *,
-    window: int = 16,
+    window: int = 31,
     stride: int = 4,
     bigbird_window: int = 7,
     block_size: int = 8,
     seed: int = 0,
 ) -> dict[str, MaskMod]:
-    """The four causal patterns of the experiment (see the module docstring), by name.
-    BigBird: ``bigbird_window`` (odd), 1 global token at the start, 1 random block of
-    ``block_size`` per query block (drawn from ``seed``), plus the query as a global token."""
-    bigbird = or_masks(
-        generate_bigbird(bigbird_window, 1, 1, block_size, seq_len, seed=seed),
-        generate_global([seq_len - 1]),
-    )
+    """The four patterns of the associative-recall experiment, by name, all bidirectional (as
+    the encoders BigBird and Longformer are): "full" (full_mask), "window_<window>"
+    (generate_symmetric_window, ``window`` odd: window // 2 keys on each side), "strided_<stride>"
+    (generate_strided, both ways) and "bigbird" (generate_bigbird(bigbird_window, 1, 1,
+    block_size, seq_len, seed=seed): one global token, position 0, and one random block per
+    query block). The query, position seq_len - 1, is an ordinary token: not global.
+
+    For the query, the last position, bidirectional and causal rows are the same (nothing
+    lies after it); the difference is for the positions in between, which may read the query
+    and so relay what it asks for.
+    """
     patterns = {
-        "full": causal_mask,
-        f"sliding_window_{window}": generate_sliding_window(window),
-        f"strided_{stride}": and_masks(causal_mask, generate_strided(stride)),
-        "bigbird": and_masks(causal_mask, bigbird),
+        "full": full_mask,
+        f"window_{window}": generate_symmetric_window(window),
+        f"strided_{stride}": generate_strided(stride),
+        "bigbird": generate_bigbird(bigbird_window, 1, 1, block_size, seq_len, seed=seed),
     }
     for name, mask_mod in patterns.items():
-        if mask_mod is not causal_mask:  # and_masks names every result "and_mask"
+        if mask_mod is not full_mask:
             mask_mod.__name__ = name
     return patterns

@@ -4,6 +4,7 @@ from lcteach.viz.analysis import plot_complexity, plot_hop_counts
 from lcteach.viz.attention import plot_attention, plot_online_softmax
 from lcteach.viz.chunks import plot_chunks
 from lcteach.viz.masks import plot_composition, plot_mask, plot_pattern
+from lcteach.viz.recall import plot_reach_by_distance, plot_recall_accuracy
 from lcteach.viz.scaling import plot_scaling
 from lcteach.viz.scores import plot_score_bias, plot_score_curve
 from lcteach.viz.tiles import plot_tiles

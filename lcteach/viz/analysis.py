@@ -7,15 +7,22 @@ from collections.abc import Iterable
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import BoundaryNorm
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from lcteach.analysis.complexity import AttentionCost
 from lcteach.analysis.reachability import Pattern, hop_counts
 from lcteach.masks.evaluation import mask_name
 from lcteach.measure.units import format_bytes
-from lcteach.viz.figures import UNREACHED_COLOR, colorbar, heatmap, new_axes, two_panels
+from lcteach.viz.figures import FUTURE_COLOR, UNREACHED_COLOR, colorbar, heatmap, new_axes, two_panels
+
+# One (colour, marker) per method of lcteach.complexity_table, so that lines that run close
+# together or on top of each other (the sliding window and Longformer at the same window)
+# stay apart; dashed lines are causal methods, solid ones bidirectional.
+_METHOD_COLORS = colormaps["tab10"].colors
+_METHOD_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h")
 
 
 def plot_hop_counts(
@@ -23,47 +30,81 @@ def plot_hop_counts(
     n: int | None = None,
     layers: int | None = None,
     *,
+    causal: bool | None = None,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
     """Heatmap of lcteach.hop_counts: colour = the fewest layers for key j to reach query i
     within ``layers`` (default n - 1); pairs not reached are drawn grey.
 
+    For a causal pattern (``causal``; None reads it off the pattern: no query attends a later
+    key) the future, j > i, is not a pair that depth could ever reach: it is drawn white and
+    left out of the count of pairs not reached, which the title gives out of the pairs a
+    pattern of that kind could reach (n(n + 1)/2 causal, n^2 bidirectional).
     O(layers * n^3) time, as hop_counts.
     """
     hops = hop_counts(pattern, n, layers).numpy()
     size = hops.shape[0]
+    above = np.triu(np.ones((size, size), dtype=bool), 1)
+    if causal is None:  # one layer reaches every pair the pattern allows: causal iff nothing above is reached
+        causal = not (hops[above] >= 0).any()
+    future = above if causal else np.zeros((size, size), dtype=bool)
     most = max(int(hops.max()), 1)
     fig, ax = new_axes(ax, (6.5, 5))
     # One colour per hop count, fewest hops brightest; pairs not reached are masked (grey).
     cmap = colormaps["viridis_r"].resampled(most + 1).with_extremes(bad=UNREACHED_COLOR)
     norm = BoundaryNorm(np.arange(-0.5, most + 1.5), cmap.N)
     image = heatmap(ax, np.ma.masked_less(hops, 0), cmap=cmap, norm=norm)
+    handles = [Patch(facecolor=UNREACHED_COLOR, edgecolor="0.6", label=f"not reached within {layers or size - 1}")]
+    if causal:  # the future on top, in its own colour
+        ax.imshow(
+            np.ma.masked_where(~future, future),
+            cmap=ListedColormap([FUTURE_COLOR]),
+            interpolation="nearest",
+            aspect="equal",
+        )
+        handles.append(
+            Patch(facecolor=FUTURE_COLOR, edgecolor="0.6", label="future: a causal pattern never looks ahead")
+        )
     bar = colorbar(fig, image, ax, "layers (hops) from key to query")
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()
-    unreached = int((hops < 0).sum())
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=1, fontsize="small")
+    unreached, possible = int(((hops < 0) & ~future).sum()), int((~future).sum())
     limit = size - 1 if layers is None else layers
     name = mask_name(pattern) if callable(pattern) else "pattern"
+    kind = "causal" if causal else "bidirectional"
     ax.set_title(
-        title or f"{name}: hops within {limit} layers\n{unreached:,} of {size * size:,} pairs not reached (grey)"
+        title
+        or f"{name} ({kind}): hops within {limit} layers\n{unreached:,} of {possible:,} possible pairs not reached (grey)"
     )
     return fig
 
 
 def plot_complexity(rows: Iterable[AttentionCost], *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Log-log FLOPs (top) and memory (bottom: scores + keys/values, bytes) against n, one line
-    per method, from lcteach.complexity_table rows. Given ``ax``, it is split in two."""
+    per method, from lcteach.complexity_table rows. Every method has its own colour and hollow
+    marker, so that lines on top of each other stay visible; causal methods are dashed.
+    Given ``ax``, it is split in two."""
     rows = list(rows)
     if not rows:
         raise ValueError("plot_complexity needs at least one AttentionCost row (lcteach.complexity_table)")
-    fig, top, bottom = two_panels(ax, (8, 7.5))
+    fig, top, bottom = two_panels(ax, (8, 8.5))
     methods = dict.fromkeys(row.method for row in rows)
-    for method in methods:
+    for index, method in enumerate(methods):
         mine = sorted((row for row in rows if row.method == method), key=lambda row: row.n)
         ns = [row.n for row in mine]
-        top.plot(ns, [row.flops for row in mine], marker="o", markersize=3, label=method)
-        bottom.plot(ns, [row.total_bytes for row in mine], marker="o", markersize=3, label=method)
+        style = {
+            "color": _METHOD_COLORS[index % len(_METHOD_COLORS)],
+            "marker": _METHOD_MARKERS[index % len(_METHOD_MARKERS)],
+            "linestyle": "--" if mine[0].causal else "-",
+            "markersize": 6,
+            "markerfacecolor": "none",  # hollow: a marker on top of another leaves it visible
+            "linewidth": 1.4,
+            "label": method,
+        }
+        top.plot(ns, [row.flops for row in mine], **style)
+        bottom.plot(ns, [row.total_bytes for row in mine], **style)
     for panel in (top, bottom):
         panel.set_xscale("log", base=2)
         panel.set_yscale("log", base=2 if panel is bottom else 10)
@@ -74,7 +115,7 @@ def plot_complexity(rows: Iterable[AttentionCost], *, ax: Axes | None = None, ti
     top.set_ylabel("FLOPs per head")
     bottom.set_ylabel("memory per head\n(scores + K, V)")
     bottom.set_xlabel("sequence length n")
-    top.legend(fontsize="small", loc="upper left", ncols=2)
+    top.legend(fontsize="small", loc="upper left", ncols=2, title="dashed: causal, solid: bidirectional")
     top.tick_params(labelbottom=True)
     top.set_title(title or "Cost of attention methods over n (log-log)")
     return fig

@@ -21,6 +21,8 @@ from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 _CELL_GRID_MAX = 32  # draw a line between cells up to this many rows/columns
+_GRID_SHARE = 0.12  # a grid line takes at most this share of the cell (or tile) it borders
+_GRID_MIN_WIDTH = 0.3  # points: thinner grid lines are left out, the cells are too small for them
 
 
 ALLOWED_COLOR, MASKED_COLOR = "#2b6cb0", "#edf2f7"
@@ -33,6 +35,9 @@ LIGHT_COLOR, DARK_COLOR = "#bee3f8", "#2c5282"
 
 
 UNREACHED_COLOR = "#e2e8f0"
+
+
+FUTURE_COLOR = "#ffffff"
 
 
 class NotebookFigure(Figure):
@@ -93,17 +98,33 @@ def with_note(title: str, note: str) -> str:
     return f"{title}\n({note})" if note else title
 
 
+def grid_line_width(ax: Axes, cells: int, span: int, most: float) -> float:
+    """Width in points for lines every ``span`` cells across ``cells`` cells of ``ax``: at most
+    ``most``, and at most a small share of the gap between two lines as drawn (so that lines never
+    drown the cells or tiles between them); 0 when that leaves a hairline, and no line should be drawn.
+
+    The gap is measured on the axes' current size; a constrained layout may shrink it a little.
+    """
+    box = ax.get_position().transformed(ax.figure.transFigure)  # display units (pixels)
+    side = min(box.width, box.height) * 72 / ax.figure.dpi  # points; aspect "equal" fits the smaller side
+    gap = side * span / max(cells, 1)
+    width = min(most, _GRID_SHARE * gap)
+    return width if width >= _GRID_MIN_WIDTH else 0.0
+
+
 def heatmap(ax: Axes, matrix: np.ndarray, *, cell_grid: bool = True, **imshow_kw):
-    """imshow with query rows down and key columns across, integer ticks and, for small matrices, cell lines."""
+    """imshow with query rows down and key columns across, integer ticks and, for small matrices,
+    thin lines between the cells (left out where the cells are too small to leave room for them)."""
     image = ax.imshow(matrix, interpolation="nearest", aspect="equal", **imshow_kw)
     ax.set_xlabel("key position")
     ax.set_ylabel("query position")
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 4, 5, 8, 10]))
     n_rows, n_cols = matrix.shape[:2]
-    if cell_grid and max(n_rows, n_cols) <= _CELL_GRID_MAX:  # two line collections: cheaper than minor ticks
-        ax.vlines(np.arange(1, n_cols) - 0.5, -0.5, n_rows - 0.5, colors="white", linewidth=0.5)
-        ax.hlines(np.arange(1, n_rows) - 0.5, -0.5, n_cols - 0.5, colors="white", linewidth=0.5)
+    width = grid_line_width(ax, max(n_rows, n_cols), 1, 0.5) if cell_grid else 0.0
+    if width and max(n_rows, n_cols) <= _CELL_GRID_MAX:  # two line collections: cheaper than minor ticks
+        ax.vlines(np.arange(1, n_cols) - 0.5, -0.5, n_rows - 0.5, colors="white", linewidth=width)
+        ax.hlines(np.arange(1, n_rows) - 0.5, -0.5, n_cols - 0.5, colors="white", linewidth=width)
     return image
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from lcteach.masks.catalog import combine
 from lcteach.masks.evaluation import MaskMod, PatternCost, mask_name, materialize_mask, pattern_density, pattern_flops
@@ -21,11 +22,19 @@ from lcteach.viz.figures import (
 
 
 def plot_mask(
-    mask, n: int | None = None, *, kv_len: int | None = None, ax: Axes | None = None, title: str | None = None
+    mask,
+    n: int | None = None,
+    *,
+    kv_len: int | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    legend: bool = True,
 ) -> Figure:
     """Picture of an attention pattern: a bool mask (Nq, Nk) or (B, H, Nq, Nk), or a mask_mod materialised at length n.
 
     The default title names the pattern and its density, e.g. "sliding_window_4: 23% of pairs".
+    ``legend=False`` leaves out the colour bar that says which colour attends (for figures that
+    show one key for several panels).
     """
     if callable(mask):
         if n is None:
@@ -39,7 +48,8 @@ def plot_mask(
         raise TypeError(f"mask must be a bool tensor (True = attend) or a mask_mod callable, got dtype {matrix.dtype}")
     fig, ax = new_axes(ax, (6, 5))
     image = heatmap(ax, matrix, cmap=ListedColormap([MASKED_COLOR, ALLOWED_COLOR]), vmin=0, vmax=1)
-    colorbar(fig, image, ax, "may attend?", {0.25: "masked", 0.75: "attends"})
+    if legend:
+        colorbar(fig, image, ax, "may attend?", {0.25: "masked", 0.75: "attends"})
     ax.set_title(with_note(title or f"{name}: {matrix.mean():.0%} of pairs", note))
     return fig
 
@@ -63,13 +73,23 @@ def plot_pattern(
 def plot_composition(a: MaskMod, b: MaskMod, n: int, op: str = "or", *, ax: Axes | None = None) -> Figure:
     """Pattern A, pattern B and their composition (``op`` "and" or "or") side by side at length n.
 
-    Each panel is titled with its pattern's name and density; given ``ax``, it is split in three.
+    Each panel is titled with its pattern's name and density; one legend below says which
+    colour attends, so the three panels get the whole width. Given ``ax``, it is split in three.
     """
     combined = combine(a, b, op)
-    fig, panels = side_by_side(ax, 3, (15, 4.8))
+    fig, panels = side_by_side(ax, 3, (13.5, 5.8))
     labels = (f"A: {mask_name(a)}", f"B: {mask_name(b)}", f"A {op} B")
     for panel, label, mask_mod in zip(panels, labels, (a, b, combined), strict=True):
         density = pattern_density(mask_mod, n, progress=False)
-        plot_mask(mask_mod, n, ax=panel, title=f"{label}\n{density:.1%} of pairs")
+        plot_mask(mask_mod, n, ax=panel, title=f"{label}\n{density:.1%} of pairs", legend=False)
+    fig.legend(
+        handles=[
+            Patch(color=ALLOWED_COLOR, label="attends"),
+            Patch(facecolor=MASKED_COLOR, edgecolor="0.6", label="masked"),
+        ],
+        loc="outside lower center" if ax is None else "lower center",
+        ncols=2,
+        title="may the query attend the key?",
+    )
     fig.suptitle(f"Composing two patterns with {op}_masks (n={n})")
     return fig

@@ -16,6 +16,7 @@ from lcteach.viz.figures import (
     MASKED_PAIR_COLOR,
     PARTIAL_TILE_COLOR,
     SKIPPED_TILE_COLOR,
+    grid_line_width,
     heatmap,
     new_axes,
 )
@@ -40,7 +41,8 @@ def plot_tiles(
     """The (n_q, n_k) score matrix cut into tiles, each coloured by what tiled_attention does with it.
 
     Blue: computed, every pair allowed. Orange: computed but partly masked (the light pairs
-    are computed and then thrown away). Grey: skipped, never computed. Builds the full
+    are computed and then thrown away). Grey: skipped, never computed. White lines separate
+    the tiles where the tiles are large enough for them. Builds the full
     (n_q, n_k) mask for the picture, so keep n in the thousands at most.
     """
     status = tile_status(n_q, n_k, block_q, block_k, causal=causal, mask_mod=mask_mod)
@@ -52,9 +54,11 @@ def plot_tiles(
     fig, ax = new_axes(ax, (8.8, 5.5))
     cmap = ListedColormap([SKIPPED_TILE_COLOR, MASKED_PAIR_COLOR, PARTIAL_TILE_COLOR, FULL_TILE_COLOR])
     heatmap(ax, colour.numpy(), cell_grid=max(block_q, block_k) <= 8, cmap=cmap, vmin=-0.5, vmax=3.5)
+    # White lines between tiles, as wide as the tiles leave room for: none when tiles are a few points wide.
+    width = grid_line_width(ax, max(n_q, n_k), min(block_q, block_k), 1.5)
     for axis, n, block, line in ((ax.xaxis, n_k, block_k, ax.axvline), (ax.yaxis, n_q, block_q, ax.axhline)):
-        for edge in range(block, n, block):
-            line(edge - 0.5, color="white", linewidth=1.5)
+        for edge in range(block, n, block) if width else ():
+            line(edge - 0.5, color="white", linewidth=width, gid="tile_edge")
         if n <= 8 * block:  # few tiles: a tick at the start of each
             axis.set_major_locator(MultipleLocator(block))
     counts = {kind: int((status == kind).sum()) for kind in (FULL, PARTIAL, SKIPPED)}

@@ -7,7 +7,7 @@ their own: the pictures come from lcteach.viz and the numbers from the library.
 """
 
 from lcteach.widgets.chunks import chunk_explorer
-from lcteach.widgets.explorer import Controls, Explorer, Render, dropdown, info_line, slider
+from lcteach.widgets.explorer import Controls, Explorer, Render, choice_slider, dropdown, info_line, slider
 from lcteach.widgets.patterns import composition_explorer, mask_explorer
 from lcteach.widgets.reachability import reachability_explorer
 from lcteach.widgets.tiling import tiling_explorer

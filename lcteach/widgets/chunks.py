@@ -12,9 +12,10 @@ from lcteach.widgets.explorer import Controls, Explorer, dropdown, info_line, sl
 def chunk_explorer(n: int = 64, chunk_size: int = 16, overlap: int = 4, *, resolve: str = "first") -> Explorer:
     """Cut n positions into overlapping chunks and see what each position keeps of its left context.
 
-    The overlap slider's maximum follows chunk_size (overlap < chunk_size). Info: the
-    number of chunks, the positions computed twice, and the least left context any
-    position gets once chunking has cut it off.
+    The overlap slider's maximum follows chunk_size (overlap < chunk_size); when a smaller
+    chunk size lowers the overlap, the info line says so. Info: the number of chunks, the
+    positions computed twice, and the least left context any position gets once chunking
+    has cut it off.
     """
     ChunkedProcessor(chunk_size, overlap, resolve)  # reject impossible settings here, with its message
     controls = {
@@ -24,8 +25,12 @@ def chunk_explorer(n: int = 64, chunk_size: int = 16, overlap: int = 4, *, resol
         "resolve": dropdown("resolve", RESOLUTIONS, resolve),
     }
 
-    def sync(c: Controls) -> None:
+    def sync(c: Controls) -> str | None:
+        old = c["overlap"].value
         c["overlap"].max = c["chunk_size"].value - 1  # also lowers overlap's value if needed
+        if c["overlap"].value != old:
+            return f"overlap lowered from {old} to {c['overlap'].value}: it must be less than chunk_size = {c['chunk_size'].value}"
+        return None
 
     def render(n: int, chunk_size: int, overlap: int, resolve: str):
         processor = ChunkedProcessor(chunk_size, overlap, resolve)

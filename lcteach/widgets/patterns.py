@@ -5,7 +5,14 @@ from __future__ import annotations
 from lcteach.masks.catalog import COMBINE, PATTERN_PARAMETERS, SPARSE_PATTERNS, combine, sparse_pattern
 from lcteach.masks.evaluation import pattern_density, pattern_flops
 from lcteach.viz.masks import plot_composition, plot_pattern
-from lcteach.widgets.explorer import Controls, Explorer, dropdown, info_line, slider
+from lcteach.widgets.explorer import Controls, Explorer, choice_slider, dropdown, info_line, slider
+
+MOST_RANDOM_BLOCKS = 8  # the random-blocks slider's top, when a row has that many blocks
+
+
+def divisors(n: int) -> list[int]:
+    """The block sizes that cut n positions into whole blocks: the divisors of n, rising."""
+    return [b for b in range(1, n + 1) if n % b == 0]
 
 
 def pattern_controls(
@@ -20,24 +27,55 @@ def pattern_controls(
     n_max: int,
 ) -> Controls:
     """The sliders of the Week 2 pattern explorers, by name (n, window, stride, global tokens,
-    random blocks, block size, prefix length, number of packed documents)."""
+    random blocks, block size, prefix length, number of packed documents).
+
+    The block-size slider offers only the divisors of n (random blocks and block layouts need
+    whole blocks), and random blocks go up to the n / block_size blocks a row has; ``sync_pattern_controls``
+    keeps both so when n or the block size moves. Raises ValueError for a block size that does not
+    divide n or more random blocks than a row has.
+    """
+    if n % block_size:
+        raise ValueError(f"block_size must divide n = {n}, got {block_size}; the divisors are {divisors(n)}")
+    if random_blocks > n // block_size:
+        raise ValueError(
+            f"random_blocks must be at most n / block_size = {n // block_size} (the blocks of a row), got {random_blocks}"
+        )
     return {
         "n": slider("n", n, 16, n_max, 16),
         "window": slider("window", window, 1, 128),
         "stride": slider("stride", stride, 1, 64),
         "global_tokens": slider("global tokens", global_tokens, 1, 16),
-        "random_blocks": slider("random blocks", random_blocks, 1, 8),
-        "block_size": slider("block size", block_size, 1, 128),
+        "random_blocks": slider("random blocks", random_blocks, 1, min(MOST_RANDOM_BLOCKS, n // block_size)),
+        "block_size": choice_slider("block size", divisors(n), block_size),
         "prefix": slider("prefix", prefix, 0, n_max),
         "documents": slider("documents", documents, 1, 16),
     }
 
 
-def enable_pattern_controls(c: Controls, *patterns: str) -> None:
-    """Enable only the sliders that the chosen patterns read."""
+def sync_pattern_controls(c: Controls, *patterns: str) -> str | None:
+    """Enable only the sliders that the chosen patterns read; keep the block size a divisor of n
+    (the largest divisor not above the old value, when n moves) and random blocks at most the
+    blocks of a row. Returns a sentence naming any value it changed, else None."""
     used = set().union(*(PATTERN_PARAMETERS[pattern] for pattern in patterns))
     for name in ("window", "stride", "global_tokens", "random_blocks", "block_size", "prefix", "documents"):
         c[name].disabled = name not in used
+    notes = []
+    n, block, blocks = c["n"].value, c["block_size"], c["random_blocks"]
+    old_block, old_count = block.value, blocks.value
+    if list(block.options) != divisors(n):
+        new_block = max(b for b in divisors(n) if b <= old_block)
+        block.options = divisors(n)  # resets the value: set it again
+        block.value = new_block
+        if new_block != old_block:
+            notes.append(f"block size {old_block} does not divide n = {n}: set to {new_block}")
+    blocks.max = min(MOST_RANDOM_BLOCKS, n // block.value)  # lowers the value if needed
+    if blocks.value != old_count:
+        per_row = n // block.value
+        notes.append(
+            f"random blocks lowered from {old_count} to {blocks.value}: "
+            f"a row of n = {n} holds only {per_row} block{'s' * (per_row != 1)} of {block.value}"
+        )
+    return "; ".join(notes) or None
 
 
 def mask_explorer(
@@ -55,8 +93,8 @@ def mask_explorer(
 ) -> Explorer:
     """Pick a sparse pattern and its parameters; see its mask, density and FLOPs saved vs dense.
 
-    Sliders a pattern does not read are disabled. Impossible values (an even symmetric
-    window, a block size that does not divide n) show a message instead of the picture.
+    Sliders a pattern does not read are disabled; the block size offers only the divisors of
+    n. An impossible value (an even symmetric window) shows a message instead of the picture.
     Random patterns and the document lengths are drawn from ``seed``.
     """
     controls = {"pattern": dropdown("pattern", SPARSE_PATTERNS, pattern)}
@@ -72,7 +110,7 @@ def mask_explorer(
         )
         return plot_pattern(mask_mod, n), info
 
-    return Explorer(controls, render, lambda c: enable_pattern_controls(c, c["pattern"].value))
+    return Explorer(controls, render, lambda c: sync_pattern_controls(c, c["pattern"].value))
 
 
 def composition_explorer(
@@ -107,4 +145,4 @@ def composition_explorer(
         info = info_line(*((label, f"{d:.1%}") for label, d in zip(("A", "B", f"A {op} B"), densities, strict=True)))
         return plot_composition(first, second, n, op), info
 
-    return Explorer(controls, render, lambda c: enable_pattern_controls(c, c["A"].value, c["B"].value))
+    return Explorer(controls, render, lambda c: sync_pattern_controls(c, c["A"].value, c["B"].value))

@@ -6,7 +6,7 @@ from lcteach.analysis.reachability import minimal_layers_for_full_reach
 from lcteach.masks.catalog import SPARSE_PATTERNS, sparse_pattern
 from lcteach.viz.analysis import plot_hop_counts
 from lcteach.widgets.explorer import Explorer, dropdown, info_line, slider
-from lcteach.widgets.patterns import enable_pattern_controls, pattern_controls
+from lcteach.widgets.patterns import pattern_controls, sync_pattern_controls
 
 
 def reachability_explorer(
@@ -23,8 +23,10 @@ def reachability_explorer(
     documents: int = 3,
     seed: int = 0,
 ) -> Explorer:
-    """Stack ``layers`` layers of a sparse pattern; see how many layers each key needs to reach
-    each query (grey: not within the layers). Info: the fewest layers for full reach."""
+    """Stack ``layers`` layers of a sparse pattern (any of lcteach.masks.SPARSE_PATTERNS, the Sparse
+    Transformer's window + stride among them); see how many layers each key needs to reach each
+    query (grey: not within the layers; white: the future of a causal pattern, which no depth
+    reaches and which is not counted). Info: the fewest layers for full reach."""
     controls = {"pattern": dropdown("pattern", SPARSE_PATTERNS, pattern), "layers": slider("layers", layers, 1, 256)}
     controls |= pattern_controls(n, window, stride, global_tokens, random_blocks, block_size, prefix, documents, 256)
 
@@ -37,4 +39,4 @@ def reachability_explorer(
         )
         return plot_hop_counts(mask_mod, n, layers), info
 
-    return Explorer(controls, render, lambda c: enable_pattern_controls(c, c["pattern"].value))
+    return Explorer(controls, render, lambda c: sync_pattern_controls(c, c["pattern"].value))

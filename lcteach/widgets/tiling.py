@@ -14,7 +14,8 @@ from lcteach.widgets.explorer import Controls, Explorer, info_line, slider
 def tiling_explorer(n: int = 256, block: int = 32, *, causal: bool = True, window: int = 0) -> Explorer:
     """Cut an n x n score matrix into block_q x block_k tiles and see which tiles tiled attention computes.
 
-    ``window`` 0 means no window; w > 0 adds a sliding window of w keys. Info: tiles
+    ``window`` 0 means no window; w > 0 adds a sliding window of w keys (at most n: when a
+    smaller n lowers it, the info line says so). Info: tiles
     computed of all tiles, and the memory of one score tile against the dense n x n matrix (float32).
     """
     controls = {
@@ -25,8 +26,12 @@ def tiling_explorer(n: int = 256, block: int = 32, *, causal: bool = True, windo
         "window": slider("window", window, 0, n),
     }
 
-    def sync(c: Controls) -> None:
+    def sync(c: Controls) -> str | None:
+        old = c["window"].value
         c["window"].max = c["n"].value  # a window of n or more is plain causal
+        if c["window"].value != old:
+            return f"window lowered from {old} to n = {c['window'].value}: a longer window adds nothing"
+        return None
 
     def render(n: int, block_q: int, block_k: int, causal: bool, window: int):
         mask_mod = generate_sliding_window(window) if window else None

@@ -41,6 +41,9 @@
 #    them (ALiBi and soft-capping).
 
 # %%
+import lcteach  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP, see Week 1)
+
+# isort: split
 import torch
 from torch.nn.attention.flex_attention import and_masks, or_masks
 
@@ -156,7 +159,8 @@ print(materialize_mask(generate_strided(4), n)[0, 0].int())
 #
 # The window covers the near past exactly; the strided keys are "summary" positions that the
 # near keys of *earlier* queries have already read. Lecture 2 shows that two layers of this
-# connect every pair.
+# connect every pair. `lcteach.masks.generate_sparse_transformer(s)` builds this same pattern,
+# and Lecture 2 uses it.
 
 # %%
 stride = 8
@@ -180,6 +184,15 @@ for n in (256, 1_024, 4_096):
 # %% [markdown]
 # **Check your understanding.** With stride 8, which keys does query 20 of the Sparse
 # Transformer pattern see? Which is the nearest key it does *not* see?
+#
+# <details><summary>Answer</summary>
+#
+# The window of 8 gives keys 13 to 20 (the query and the 7 before it); the stride gives the
+# earlier keys with $20 - j$ a multiple of 8, that is 12 and 4. So query 20 sees
+# $\{4, 12, 13, \dots, 20\}$, 10 keys. The nearest key it does not see is 11, nine positions
+# back: just outside the window and one off the grid.
+#
+# </details>
 
 # %% [markdown]
 # ## 3. Random attention
@@ -280,9 +293,18 @@ plot_pattern(block_sparse, 64)
 # - $g$ **global** tokens (the first $g$ positions) that gather and spread information;
 # - $r$ **random blocks** of $b$ keys per query block, for short paths across the sequence.
 #
-# Each row keeps about $w + g + r\,b$ keys, so the pattern has $O(n)$ pairs. The BigBird paper
-# proves that this union keeps the expressive power of full attention (it is a universal
-# approximator of sequence functions, and Turing complete), while no part on its own does.
+# Each row keeps about $w + g + r\,b$ keys, so the pattern has $O(n)$ pairs.
+#
+# The BigBird paper also proves that sparse attention can keep the expressive power of full
+# attention, and the proofs rest on the **global tokens**. A global token is attended by every
+# token and attends to every token: in graph terms the pattern contains a *star*, so any two
+# tokens are two hops apart, through the global token. Zaheer et al. show that any pattern
+# containing such a star is, with enough stacked layers, a universal approximator of
+# sequence-to-sequence functions, and that with global tokens it is Turing complete. The
+# window and the random blocks are not what the theorems need; they supply the local context
+# and the short paths that make the model work well in practice. Note what the theorems
+# promise: that *some* weights compute a function, given enough layers, not that training
+# finds them (Lecture 3 puts that to the test).
 
 # %%
 bigbird = generate_bigbird(7, 2, 2, 8, 64, seed=0)
@@ -333,6 +355,17 @@ for name, pattern in patterns.items():
 # **Check your understanding.** Here the Sparse Transformer ($s = \sqrt n$) keeps fewer pairs
 # than a sliding window of 255. Beyond which $n$ does it keep more? Estimate with the ratio
 # $\text{pairs} / (n \sqrt n) \approx 1.5$ measured in Section 2, against $255\,n$.
+#
+# <details><summary>Answer</summary>
+#
+# It keeps more once $1.5\, n \sqrt n > 255\, n$, that is $\sqrt n > 170$, or
+# $n > 170^2 = 28{,}900$. The exact counts (`lcteach.strided_cost` and
+# `lcteach.sliding_window_cost`) cross at the same place: from $n = 28{,}900$ on, the Sparse
+# Transformer keeps more pairs. One pattern grows like $n^{1.5}$, the other like $n$, so the
+# fixed window always wins eventually; the Sparse Transformer pays that price for reaching
+# every key in two layers.
+#
+# </details>
 
 # %% [markdown]
 # ## 8. Composing patterns
@@ -351,9 +384,24 @@ plot_composition(causal_mask, generate_bigbird(7, 2, 2, 8, 48, seed=0), 48, "and
 # %% [markdown]
 # The causal BigBird keeps just over half of the encoder's pairs: the global *rows* lose
 # everything after the diagonal (a global token cannot look at the future either), and so do
-# the random blocks above the diagonal.
-# Try other combinations in the composition explorer. Which `and` of two patterns is empty?
-# Which `or` is as dense as its denser half?
+# the random blocks above the diagonal. Try other combinations in the composition explorer.
+#
+# **Check your understanding.** When is `or_masks(a, b)` exactly as dense as the denser of the
+# two? And which `and` of two explorer patterns keeps only the diagonal, each query attending
+# itself alone?
+#
+# <details><summary>Answer</summary>
+#
+# An `or` adds nothing when every pair of the sparser pattern is already in the denser one:
+# a causal sliding window `or` prefix-LM is the prefix-LM (every window pair has $j \le i$),
+# and, since both read the same `window` slider, the symmetric window `or` BigBird is
+# BigBird. An `and` keeps the diagonal alone when one pattern is the sliding window with
+# `window` 1 (the query only) and the other contains every query itself, as every explorer
+# pattern does except two: global tokens and random blocks. With those the `and` keeps only
+# the diagonal entries they happen to hold (the $g$ global positions, the queries whose own
+# block was drawn).
+#
+# </details>
 
 # %%
 composition_explorer()
@@ -445,7 +493,9 @@ print(f"that is {cost.speedup:.1f}x fewer FLOPs than dense attention")
 #
 # - BigBird at `n` = 256, then 1024: the density falls, the picture keeps its shape;
 # - the symmetric window with an even `window`: the explorer says why it cannot draw it;
-# - random blocks with a `block size` that does not divide `n`;
+# - random blocks: the `block size` slider offers only the divisors of `n` (blocks must tile
+#   the sequence), and `random blocks` only up to the blocks a row has; move `n` to 48 and see
+#   what changes, and the note that says so;
 # - strided with `stride` 1 (full attention) and with `stride` equal to `n`;
 # - prefix-LM with `prefix` 0, 1 and `n` (two of them are the same pattern);
 # - packed documents with 1 document (causal attention) and with 16.
@@ -504,6 +554,15 @@ for name, pattern in patterns.items():
 # **Check your understanding.** Query 200 of the Sparse Transformer pattern ($s = 16$) cannot
 # see key 183. Name a key that query 200 *can* see and that can itself see key 183. How many
 # layers does the fact at 183 need to reach query 200?
+#
+# <details><summary>Answer</summary>
+#
+# Key 184, on query 200's grid ($200 - 184 = 16$): its own window of 16 is $169 \dots 184$,
+# which holds 183. Any of 185 to 198, in query 200's window, works too, since each one's window
+# reaches back to 183. So the fact needs **two** layers: in layer 1 it moves from 183 to 184
+# (or to 185 to 198), in layer 2 on to 200.
+#
+# </details>
 
 # %% [markdown]
 # ## 12. Changing scores instead of removing them: `score_mod`
@@ -518,7 +577,7 @@ for name, pattern in patterns.items():
 # and every `lcteach` kernel (`dense_attention`, `tiled_attention`, `banded_attention`,
 # `block_sparse_attention`, `flex_sparse_attention`) takes one as `score_mod=`.
 #
-# **ALiBi** (Press et al., 2022) replaces position embeddings with a penalty that grows linearly
+# **ALiBi** (Press et al., 2021) replaces position embeddings with a penalty that grows linearly
 # with distance: head $h$ adds $-m_h (i - j)$, with slopes $m_h = 2^{-8(h+1)/H}$ for heads
 # $h = 0 \dots H-1$ (counted from 0, as FlexAttention's `h`). With 8 heads:
 
@@ -601,6 +660,21 @@ print(f"banded vs dense: {(banded - dense).abs().max():.1e};  tiled vs dense: {(
 # absolute position embeddings cannot? And why does soft-capping at $c = 50$ change almost
 # nothing for scores of ordinary size?
 #
+# <details><summary>Answer</summary>
+#
+# ALiBi's bias $-m_h (i - j)$ depends only on the distance and is given by a formula, not
+# learned per position: at a distance never seen in training it is the same straight line,
+# just further down, so nothing in the model is undefined. Learned absolute embeddings have
+# one trained vector per position up to the training length and none beyond it. (Reading a
+# longer input is not the same as using all of it: the penalty makes far keys weigh little,
+# so an ALiBi model reads most of its context from the distances it was trained on.)
+#
+# For soft-capping, $c \tanh(s/c) = s - s^3/(3c^2) + \dots$, so the relative change is about
+# $s^2 / (3c^2)$: for a score of 5 and $c = 50$ that is $25 / 7500 \approx 0.3\%$. Only
+# scores comparable to $c$ are bent.
+#
+# </details>
+#
 # ## Summary
 #
 # - A sparse pattern is a `mask_mod`; big patterns are `or_masks` (union) and `and_masks`
@@ -612,6 +686,8 @@ print(f"banded vs dense: {(banded - dense).abs().max():.1e};  tiled vs dense: {(
 # - Windows, global tokens, random blocks and BigBird keep $O(n)$ pairs, the Sparse Transformer
 #   $O(n\sqrt n)$: the density falls as $n$ grows, and so the saving against dense attention
 #   rises.
+# - BigBird's universality comes from its global tokens: a star in the pattern puts every pair
+#   two hops apart.
 # - In one layer every sparse pattern is blind to most keys; what it can reach over several
 #   layers is the subject of Lecture 2.
 # - Prefix-LM reads positions $0 \dots P-1$ both ways and the rest causally ($P \le 1$ is
@@ -621,3 +697,35 @@ print(f"banded vs dense: {(banded - dense).abs().max():.1e};  tiled vs dense: {(
 # - A `score_mod(score, b, h, q_idx, kv_idx)` changes scores before the mask: ALiBi adds
 #   $-m_h (i - j)$ with $m_h = 2^{-8(h+1)/H}$, an additive bias; soft-capping maps $s$ to
 #   $c \tanh(s/c)$. Every `lcteach` kernel takes `score_mod=`.
+#
+# ## References
+#
+# - Rewon Child, Scott Gray, Alec Radford, Ilya Sutskever. *Generating Long Sequences with
+#   Sparse Transformers.* 2019. arXiv:1904.10509.
+# - Iz Beltagy, Matthew E. Peters, Arman Cohan. *Longformer: The Long-Document Transformer.*
+#   2020. arXiv:2004.05150.
+# - Manzil Zaheer, Guru Guruganesh, Avinava Dubey, Joshua Ainslie, Chris Alberti, Santiago
+#   Ontañón, Philip Pham, Anirudh Ravula, Qifan Wang, Li Yang, Amr Ahmed. *Big Bird:
+#   Transformers for Longer Sequences.* NeurIPS 2020. arXiv:2007.14062.
+# - Ofir Press, Noah A. Smith, Mike Lewis. *Train Short, Test Long: Attention with Linear
+#   Biases Enables Input Length Extrapolation.* ICLR 2022. arXiv:2108.12409.
+# - Gemma Team. *Gemma 2: Improving Open Language Models at a Practical Size.* 2024.
+#   arXiv:2408.00118. (Soft-capping of attention logits at 50; sliding-window layers.)
+# - Li Dong, Nan Yang, Wenhui Wang, Furu Wei, Xiaodong Liu, Yu Wang, Jianfeng Gao, Ming Zhou,
+#   Hsiao-Wuen Hon. *Unified Language Model Pre-training for Natural Language Understanding and
+#   Generation* (UniLM). NeurIPS 2019. arXiv:1905.03197.
+# - Colin Raffel, Noam Shazeer, Adam Roberts, Katherine Lee, Sharan Narang, Michael Matena,
+#   Yanqi Zhou, Wei Li, Peter J. Liu. *Exploring the Limits of Transfer Learning with a Unified
+#   Text-to-Text Transformer* (T5). JMLR 2020. arXiv:1910.10683.
+# - Juechu Dong, Boyuan Feng, Driss Guessous, Yanbo Liang, Horace He. *Flex Attention: A
+#   Programming Model for Generating Optimized Attention Kernels.* 2024. arXiv:2412.05496.
+#
+# **Further reading.** Duncan J. Watts, Steven H. Strogatz, *Collective dynamics of
+# 'small-world' networks* (Nature 393, 1998), is the "small world" behind random attention.
+# Lucas Beyer, Andreas Steiner, André Susano Pinto, et al., *PaliGemma: A versatile 3B VLM for
+# transfer* (2024, arXiv:2407.07726), uses a prefix-LM mask over image and prompt. Mario
+# Michael Krell, Matej Kosec, Sergio P. Perez, Andrew Fitzgibbon, *Efficient Sequence Packing
+# without Cross-contamination: Accelerating Large Language Models without Impacting
+# Performance* (2021, arXiv:2107.02027), measures how much padding packing saves and keeps
+# attention inside each document. The attention-gym repository
+# (github.com/pytorch-labs/attention-gym) collects FlexAttention `mask_mod`s and `score_mod`s.

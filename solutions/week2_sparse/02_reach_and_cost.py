@@ -34,6 +34,9 @@
 #    pattern from the input.
 
 # %%
+import lcteach  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP, see Week 1)
+
+# isort: split
 import math
 import time
 from functools import partial
@@ -75,21 +78,15 @@ from lcteach import (
     strided_cost,
     topk_attention,
 )
+from lcteach.masks import generate_sparse_transformer
 from lcteach.widgets import reachability_explorer
 
 _ = torch.manual_seed(0)
 
 # %% [markdown]
-# The Sparse Transformer pattern of Lecture 1 appears often below, so we name it once:
-
-
-# %%
-def sparse_transformer(stride):
-    """Sparse Transformer strided attention (Lecture 1): the last `stride` keys and every stride-th key before."""
-    pattern = and_masks(causal_mask, or_masks(generate_sliding_window(stride), generate_strided(stride)))
-    pattern.__name__ = f"sparse_transformer_{stride}"
-    return pattern
-
+# The Sparse Transformer pattern of Lecture 1 appears often below. `generate_sparse_transformer(s)`
+# builds it, exactly as Lecture 1 did: `and_masks(causal_mask, or_masks(generate_sliding_window(s),
+# generate_strided(s)))`.
 
 # %% [markdown]
 # ## 1. Reach: what $L$ layers connect
@@ -112,8 +109,9 @@ print("layers to reach query 15:", hops[15].tolist())
 # %% [markdown]
 # Each layer carries information $w - 1 = 3$ positions further, so key $j$ needs
 # $\lceil (15 - j) / 3 \rceil$ layers, as in Week 1. The picture shows all pairs at once:
-# colour is the number of layers, grey is "never" (a causal pattern never sends the future
-# back).
+# colour is the number of layers, grey a pair that no number of layers reaches. A causal
+# pattern never sends the future back, so its upper triangle is drawn white and left out of
+# the count: "not reached" counts only the pairs $j \le i$ that depth could reach.
 
 # %%
 plot_hop_counts(generate_sliding_window(5), 64)
@@ -123,7 +121,7 @@ plot_hop_counts(generate_sliding_window(5), 64)
 # takes **two**: first along the window to a position on the right grid, then along the stride.
 
 # %%
-plot_hop_counts(sparse_transformer(8), 64)
+plot_hop_counts(generate_sparse_transformer(8), 64)
 
 # %% [markdown]
 # And BigBird (bidirectional). Global token 0 hears every token in layer 1 and every token
@@ -142,7 +140,7 @@ plot_hop_counts(generate_bigbird(7, 1, 1, 8, 64, seed=0), 64)
 candidates = {
     "sliding window 8": lambda n: generate_sliding_window(8),
     "causal strided 8 alone": lambda n: and_masks(causal_mask, generate_strided(8)),
-    "Sparse Transformer, s = sqrt n": lambda n: sparse_transformer(math.isqrt(n)),
+    "Sparse Transformer, s = sqrt n": lambda n: generate_sparse_transformer(math.isqrt(n)),
     "random blocks 2 x 8 alone": lambda n: generate_random_blocks(n, 8, 2, seed=0),
     "window 7 + random blocks 2 x 8": lambda n: or_masks(
         generate_symmetric_window(7), generate_random_blocks(n, 8, 2, seed=0)
@@ -173,7 +171,8 @@ for name, make in candidates.items():
 # mixed with everything else on the way. Reach is an upper bound on what a model can use,
 # not a promise that it will: Lecture 3 puts that to the test.
 #
-# Explore other patterns, lengths and depths below; the info line gives the minimal depth.
+# Explore other patterns, lengths and depths below, the Sparse Transformer among them (it
+# reads the `stride` slider); the info line gives the minimal depth.
 
 # %%
 reachability_explorer()
@@ -182,6 +181,18 @@ reachability_explorer()
 # **Check your understanding.** A decoder uses a sliding window of 4,096 in every layer. How
 # many layers does the last token of a 128K-token input need to hear from the first? What if
 # one layer in four is replaced by the Sparse Transformer pattern?
+#
+# <details><summary>Answer</summary>
+#
+# Each layer carries information $w - 1 = 4{,}095$ positions back, and the first token is
+# $131{,}071$ positions before the last: $\lceil 131{,}071 / 4{,}095 \rceil = 33$ layers.
+# With the Sparse Transformer (stride $s = \lfloor\sqrt{131{,}072}\rfloor = 362$) as layer 4,
+# the fact needs only **4**: in the first window layer it moves at most $s - 1 = 361$ positions
+# (a window of 4,096 covers that) onto the last token's grid, here to position 27, since
+# $131{,}071 - 27 = 362^2$; the strided keys of layer 4 then carry it the whole way in one hop.
+# That is reach, a possibility: Lecture 3 asks whether training uses such a path.
+#
+# </details>
 
 # %% [markdown]
 # ## 2. Cost: the complexity analyser
@@ -198,6 +209,14 @@ reachability_explorer()
 display(Markdown(format_complexity_table(complexity_table([4_096, 131_072]))))
 
 # %% [markdown]
+# The `kind` column matters for the `of dense` column. A decoder's query sees only itself and
+# the keys before it, so causal dense attention scores $n(n+1)/2$ pairs, half of full
+# attention's $n^2$. Each method is therefore compared with dense attention *of its kind*:
+# the causal ones (sliding window, strided, linear, memory-augmented) with causal dense, the
+# bidirectional ones (Longformer, BigBird, hierarchical) with full dense. Compared with full
+# attention, every causal method would look twice as good as it is.
+
+# %% [markdown]
 # The same over $n$ from 1K to 512K, on log-log axes, where a power law is a straight line
 # whose slope is the exponent (Week 1):
 
@@ -210,19 +229,22 @@ plot_complexity(rows, title="Cost of one attention head over n, from the closed 
 #
 # | method | FLOPs | memory | why |
 # | --- | --- | --- | --- |
-# | dense | $O(n^2 d)$ | $O(n^2)$ | every pair |
+# | dense, causal dense | $O(n^2 d)$ | $O(n^2)$ | every pair ($n^2$), or every pair with $j \le i$ (half as many, same slope) |
 # | sliding window | $O(n w d)$ | $O(n w)$ | $w$ keys per query |
 # | strided ($s = \sqrt n$) | $O(n \sqrt n\, d)$ | $O(n \sqrt n)$ | slope 1.5: between the two |
 # | Longformer, BigBird | $O(n (w + g + r b) d)$ | $O(n (w + g + rb))$ | a fixed number of keys per query |
-# | linear | $O(n d^2)$ | $O(d^2)$ state | no scores: cheaper than dense once $n > d$ |
+# | linear (causal) | $O(n d^2)$ | $O(d^2)$ state | no scores: cheaper than causal dense once $n > 2d$ |
 # | hierarchical | $O(n b \log(n/b)\, d)$ | $O(n b \log n)$ | $b$ keys at each of $\log(n/b)$ levels |
 # | memory-augmented | $O(n (s + m) d)$ | constant | one segment of $s$ and a memory of $m$ at a time |
 #
-# Every line but dense has slope 1 or 1.5 for FLOPs (the sliding window hides under Longformer:
-# with the same window their costs differ by two global tokens); they differ in the constant,
-# and the constant is the window, the blocks and the memory. Strided attention starts cheapest
-# and ends among the most expensive: slope 1.5 overtakes every slope-1 line eventually. Memory tells them apart: the segment
-# recurrence and linear attention keep a state whose size does not depend on $n$ at all.
+# Dashed lines are causal methods, solid lines bidirectional ones. Every line but the two
+# dense ones has slope 1 or 1.5 for FLOPs; they differ in the constant, and the constant is
+# the window, the blocks and the memory. The sliding window (dashed, triangles) and Longformer
+# (solid, crosses) lie almost on top of each other: with the same window their costs differ
+# by two global tokens. Strided attention starts cheapest and ends among the most expensive:
+# slope 1.5 overtakes every slope-1 line eventually. Memory tells them apart: the segment
+# recurrence and linear attention (the flat lines) keep a state whose size does not depend on
+# $n$ at all; linear attention's is one $d \times d$ matrix and a $d$-vector, about 17 KiB here.
 #
 # The closed forms are not a separate theory. They count exactly the pairs that the
 # `mask_mod`s of Lecture 1 allow (BigBird's is an upper bound: a random block that falls on
@@ -231,7 +253,7 @@ plot_complexity(rows, title="Cost of one attention head over n, from the closed 
 # %%
 n = 1_000
 checks = [
-    ("strided", strided_cost(n), sparse_transformer(math.isqrt(n))),
+    ("strided", strided_cost(n), generate_sparse_transformer(math.isqrt(n))),
     ("longformer", longformer_cost(n, 63, 2), or_masks(generate_symmetric_window(63), generate_global(2))),
     ("bigbird", bigbird_cost(n, 63, 2, 3, 40), generate_bigbird(63, 2, 3, 40, n, seed=0)),
 ]
@@ -242,6 +264,17 @@ for name, closed, pattern in checks:
 # %% [markdown]
 # **Check your understanding.** At which $n$ does linear attention ($4nd^2$ FLOPs) become
 # cheaper than a sliding window of 255 ($\approx 4nwd$)? Does the answer depend on $n$?
+#
+# <details><summary>Answer</summary>
+#
+# $4nd^2 < 4nwd$ exactly when $d < w$: with $d = 64$ and $w = 255$, linear attention is about
+# $w/d \approx 4$ times cheaper at every length, so the answer does not depend on $n$ (both
+# grow linearly). The only exception is a short input, $n < w$, where a window row holds fewer
+# than $w$ keys: the window's $4d \cdot n(n+1)/2$ FLOPs beat $4nd^2$ while $n < 2d - 1 = 127$.
+# Cheaper is not better, though: linear attention replaces exact scores with a feature map,
+# and the window computes exact attention over the keys it keeps.
+#
+# </details>
 
 # %% [markdown]
 # ## 3. Kernels that do only the promised work
@@ -414,7 +447,7 @@ expected = F.scaled_dot_product_attention(q, k, v, attn_mask=evaluate_rows(bigbi
 print(f"max |flex_sparse_attention - masked SDPA| = {(out - expected).abs().max().item():.1e}")
 
 # %% [markdown]
-# On a GPU the compiled kernel is what you would use: it never builds the $n 	imes n$ matrix,
+# On a GPU the compiled kernel is what you would use: it never builds the $n \times n$ matrix,
 # trains, and runs as fast as FlashAttention on the blocks it computes. `make bench` (with
 # `BENCH_ARGS="--device cuda"` on a GPU) times every kernel of this section, the compiled
 # FlexAttention kernel included, and tiled attention from Week 1, against masked SDPA up to
@@ -423,6 +456,19 @@ print(f"max |flex_sparse_attention - masked SDPA| = {(out - expected).abs().max(
 # **Check your understanding.** The block-sparse table above shows BigBird's active blocks at
 # $n = 2048$ and $4096$. Estimate them at $n = 65{,}536$ with the same window, global block and
 # random blocks per row, and compare with the blocks of dense attention.
+#
+# <details><summary>Answer</summary>
+#
+# With blocks of 64 there are $65{,}536 / 64 = 1{,}024$ block rows. Each holds about 7 active
+# blocks: its own block and its two neighbours (the window of 127 keys reaches 63 on each
+# side), the global block 0, and 3 random blocks; block row 0, the global tokens, holds all
+# 1,024. That is about $1{,}023 \cdot 7 + 1{,}024 \approx 8{,}200$ blocks, a little fewer where
+# random blocks land on the window or the global block (the table's 236 and 495 follow the
+# same count: about 7.4 and 7.7 per row). Dense attention computes all
+# $1{,}024^2 \approx 1.05$ million blocks, about 128 times more, and the gap doubles with every
+# doubling of $n$.
+#
+# </details>
 
 # %% [markdown]
 # ## 4. Sparsity chosen by the content
@@ -485,7 +531,7 @@ for name, (queries, keys) in inputs.items():
 
 # %% [markdown]
 # The module is deterministic (evenly spaced sample queries, no randomness) and cheap to decide:
-# scoring a few queries costs $O(	ext{samples} \cdot n \cdot d)$. Its weakness is the same as
+# scoring a few queries costs $O(\text{samples} \cdot n \cdot d)$. Its weakness is the same as
 # every fixed pattern's: it decides once per input, for all queries and heads together, from a
 # sample. One query that needs a far key it did not sample loses it.
 #
@@ -497,7 +543,40 @@ for name, (queries, keys) in inputs.items():
 # - The complexity analyser prices dense, windowed, strided, Longformer, BigBird, linear,
 #   hierarchical and memory-augmented attention in closed form; the counts agree with the
 #   `mask_mod`s.
-# - A mask saves nothing by itself. Banded ($O(n w)$), block-sparse ($O(	ext{active blocks})$)
+# - A mask saves nothing by itself. Banded ($O(n w)$), block-sparse ($O(\text{active blocks})$)
 #   and compiled FlexAttention kernels skip the masked work; masked SDPA does not.
 # - Top-k attention chooses keys by content but, done naively, scores them all; adaptive
 #   selection chooses among fixed patterns from a sample of the attention.
+#
+# ## References
+#
+# - Rewon Child, Scott Gray, Alec Radford, Ilya Sutskever. *Generating Long Sequences with
+#   Sparse Transformers.* 2019. arXiv:1904.10509.
+# - Iz Beltagy, Matthew E. Peters, Arman Cohan. *Longformer: The Long-Document Transformer.*
+#   2020. arXiv:2004.05150.
+# - Manzil Zaheer, Guru Guruganesh, Avinava Dubey, Joshua Ainslie, Chris Alberti, Santiago
+#   Ontañón, Philip Pham, Anirudh Ravula, Qifan Wang, Li Yang, Amr Ahmed. *Big Bird:
+#   Transformers for Longer Sequences.* NeurIPS 2020. arXiv:2007.14062.
+# - Angelos Katharopoulos, Apoorv Vyas, Nikolaos Pappas, François Fleuret. *Transformers are
+#   RNNs: Fast Autoregressive Transformers with Linear Attention.* ICML 2020. arXiv:2006.16236.
+# - Zihang Dai, Zhilin Yang, Yiming Yang, Jaime Carbonell, Quoc V. Le, Ruslan Salakhutdinov.
+#   *Transformer-XL: Attentive Language Models Beyond a Fixed-Length Context.* ACL 2019.
+#   arXiv:1901.02860.
+# - Zhenhai Zhu, Radu Soricut. *H-Transformer-1D: Fast One-Dimensional Hierarchical Attention
+#   for Sequences.* ACL 2021. arXiv:2107.11906.
+# - Juechu Dong, Boyuan Feng, Driss Guessous, Yanbo Liang, Horace He. *Flex Attention: A
+#   Programming Model for Generating Optimized Attention Kernels.* 2024. arXiv:2412.05496.
+# - Tri Dao, Daniel Y. Fu, Stefano Ermon, Atri Rudra, Christopher Ré. *FlashAttention: Fast and
+#   Memory-Efficient Exact Attention with IO-Awareness.* NeurIPS 2022. arXiv:2205.14135.
+# - Nikita Kitaev, Łukasz Kaiser, Anselm Levskaya. *Reformer: The Efficient Transformer.*
+#   ICLR 2020. arXiv:2001.04451.
+# - Aurko Roy, Mohammad Saffar, Ashish Vaswani, David Grangier. *Efficient Content-Based
+#   Sparse Attention with Routing Transformers.* TACL 2021. arXiv:2003.05997.
+# - Ankit Gupta, Guy Dar, Shaya Goodman, David Ciprut, Jonathan Berant. *Memory-efficient
+#   Transformers via Top-k Attention.* SustaiNLP 2021. arXiv:2106.06899.
+#
+# **Further reading.** Yi Tay, Mostafa Dehghani, Dara Bahri, Donald Metzler, *Efficient
+# Transformers: A Survey* (ACM Computing Surveys 2022, arXiv:2009.06732), maps the whole family
+# this lecture prices. Albert Q. Jiang et al., *Mistral 7B* (2023, arXiv:2310.06825), is a
+# decoder with a sliding window of 4,096 in every layer, the setting of the first question
+# above.

@@ -30,13 +30,25 @@ from lcteach.masks import (
     generate_sliding_window,
     generate_strided,
     generate_symmetric_window,
+    materialize_mask,
     pair_flops,
 )
 from lcteach.measure import fit_exponent
 
 FAST = settings(max_examples=25, deadline=None)
 odd_windows = st.integers(0, 10).map(lambda r: 2 * r + 1)
-METHODS = ["dense", "sliding window", "strided", "longformer", "bigbird", "linear", "hierarchical", "memory-augmented"]
+METHODS = [
+    "dense",
+    "causal dense",
+    "sliding window",
+    "strided",
+    "linear",
+    "memory-augmented",
+    "longformer",
+    "bigbird",
+    "hierarchical",
+]
+CAUSAL = {"causal dense", "sliding window", "strided", "linear", "memory-augmented"}
 
 
 def counted(mask_mod, n):
@@ -50,6 +62,14 @@ def counted(mask_mod, n):
 @given(n=st.integers(1, 40))
 def test_dense_is_all_pairs(n):
     assert dense_cost(n).pairs == counted(lambda b, h, q_idx, kv_idx: True, n) == n * n
+
+
+@FAST
+@given(n=st.integers(1, 40))
+def test_causal_dense_is_the_causal_mask(n):
+    cost = dense_cost(n, causal=True)
+    assert cost.pairs == counted(causal_mask, n) == n * (n + 1) // 2
+    assert cost.method == "causal dense" and cost.causal and not dense_cost(n).causal
 
 
 @FAST
@@ -141,13 +161,19 @@ def test_flops_are_four_d_per_pair_and_bytes_follow_the_dtype(n):
 
 def test_dense_memory_is_the_score_matrix_plus_keys_and_values():
     cost = dense_cost(1000, head_dim=16, dtype=torch.float32)
-    assert cost == AttentionCost("dense", "", 1000, 16, 1000 * 1000, 4 * 16 * 10**6, 4 * 10**6, 2 * 1000 * 16 * 4)
+    assert cost == AttentionCost(
+        "dense", "", 1000, 16, 1000 * 1000, 4 * 16 * 10**6, 4 * 10**6, 2 * 1000 * 16 * 4, False
+    )
 
 
-def test_linear_attention_has_no_scores_and_a_d_by_d_state():
+def test_linear_attention_has_no_scores_and_a_constant_d_by_d_state():
+    """The recurrent form keeps the (d, d) state, the d-vector normaliser and one token's k, v:
+    no n-sized buffer, as the lecture's table says (O(d^2) memory)."""
     cost = linear_attention_cost(4096, head_dim=64)
-    assert cost.pairs is None and cost.flops == 4 * 4096 * 64 * 64
-    assert cost.score_bytes == (64 * 64 + 64) * 4 == linear_attention_cost(8, head_dim=64).score_bytes
+    assert cost.pairs is None and cost.flops == 4 * 4096 * 64 * 64 and cost.causal
+    assert cost.score_bytes == (64 * 64 + 64) * 4 and cost.kv_bytes == 2 * 64 * 4
+    for n in (1, 8, 1 << 20):
+        assert linear_attention_cost(n, head_dim=64).total_bytes == cost.total_bytes
 
 
 def test_memory_augmented_memory_does_not_grow_with_n():
@@ -185,17 +211,49 @@ def test_hierarchical_flops_grow_as_n_log_n():
 def test_complexity_table_has_every_method_at_every_n():
     rows = complexity_table([256, 4096], head_dim=32)
     assert [row.method for row in rows] == METHODS * 2
-    assert [row.n for row in rows] == [256] * 8 + [4096] * 8
+    assert [row.n for row in rows] == [256] * len(METHODS) + [4096] * len(METHODS)
     assert all(row.head_dim == 32 for row in rows)
 
 
 def test_format_complexity_table_is_markdown():
     rows = complexity_table([1024])
     lines = format_complexity_table(rows).splitlines()
-    assert lines[0].startswith("| method | params | n | pairs | FLOPs | of dense |") and lines[1].startswith("| --- |")
-    assert len(lines) == 2 + len(METHODS)
-    assert lines[2] == "| dense |  | 1024 | 1.05e+06 | 2.68e+08 | 100.00% | 4.0 MiB | 512.0 KiB | 4.5 MiB |"
-    assert lines[7].startswith("| linear |  | 1024 | - |")
+    assert lines[0].startswith("| method | kind | params | n | pairs | FLOPs | of dense |")
+    assert lines[1].startswith("| --- |") and len(lines) == 2 + len(METHODS)
+    assert (
+        lines[2]
+        == "| dense | bidirectional |  | 1024 | 1.05e+06 | 2.68e+08 | 100.00% | 4.0 MiB | 512.0 KiB | 4.5 MiB |"
+    )
+    assert lines[3].startswith("| causal dense | causal |  | 1024 | 5.25e+05 | 1.34e+08 | 100.00% |")
+    assert lines[2 + METHODS.index("linear")].startswith("| linear | causal |  | 1024 | - |")
+
+
+def test_each_method_is_causal_or_bidirectional_as_its_pattern_is():
+    rows = complexity_table([256])
+    assert {row.method for row in rows if row.causal} == CAUSAL
+    patterns = {  # the mask_mod of each pattern-based method
+        "sliding window": generate_sliding_window(15),
+        "strided": and_masks(causal_mask, or_masks(generate_sliding_window(4), generate_strided(4))),
+        "longformer": or_masks(generate_symmetric_window(15), generate_global(2)),
+        "bigbird": generate_bigbird(15, 2, 1, 8, 64, seed=0),
+    }
+    by_method = {row.method: row for row in rows}
+    for method, pattern in patterns.items():
+        looks_ahead = bool(materialize_mask(pattern, 64)[0, 0].triu(1).any())
+        assert by_method[method].causal == (not looks_ahead), method
+
+
+@pytest.mark.parametrize("n", [16, 1000])
+def test_of_dense_compares_causal_with_causal_dense(n):
+    """A window as long as the input is causal dense attention: 100% of causal dense, not 50% of full."""
+    window = sliding_window_cost(n, n)
+    assert window.pairs == dense_cost(n, causal=True).pairs
+    assert window.dense_flops == dense_cost(n, causal=True).flops and window.of_dense == 1.0
+    everything = longformer_cost(n, 2 * n + 1, 0)  # a symmetric window that covers every pair
+    assert everything.pairs == n * n and everything.of_dense == 1.0
+    assert dense_cost(n, causal=True).of_dense == dense_cost(n).of_dense == 1.0
+    for row in complexity_table([n]):
+        assert row.of_dense == row.flops / dense_cost(n, causal=row.causal).flops
 
 
 @pytest.mark.parametrize(

@@ -8,21 +8,34 @@ from pathlib import Path
 import pytest
 import torch
 
+from lcteach.analysis import hop_counts
 from lcteach.experiments import (
+    REACH_CLASSES,
     SHIPPED_RESULTS,
     RecallModel,
     RecallTask,
     accuracy_by_distance,
+    accuracy_by_reach,
     default_edges,
     default_settings,
     distance_bins,
     load_recall_results,
     main,
     make_recall_batch,
+    reachable_distances,
     run_recall_experiment,
     train_recall,
 )
-from lcteach.masks import causal_mask, evaluate_rows, generate_sliding_window, materialize_mask, recall_patterns
+from lcteach.masks import (
+    causal_mask,
+    evaluate_rows,
+    full_mask,
+    generate_random_blocks,
+    generate_sliding_window,
+    generate_symmetric_window,
+    materialize_mask,
+    recall_patterns,
+)
 
 TINY = RecallTask(seq_len=16, num_keys=16, num_values=4)
 
@@ -60,6 +73,7 @@ def test_same_seed_same_data_and_same_accuracies():
         run_recall_experiment(
             TINY,
             {"full": causal_mask},
+            layers=(1, 2),
             edges=(1, 8, 16),
             eval_size=64,
             steps=5,
@@ -68,29 +82,31 @@ def test_same_seed_same_data_and_same_accuracies():
         )
         for _ in range(2)
     ]
-    assert runs[0][0].accuracy == runs[1][0].accuracy and runs[0][0].final_loss == runs[1][0].final_loss
+    assert [r.layers for r in runs[0]] == [1, 2]
+    for first, second in zip(*runs, strict=True):
+        assert first.accuracy == second.accuracy and first.final_loss == second.final_loss
 
 
 def test_full_attention_learns_above_chance():
-    model, loss = train_recall(TINY, causal_mask, steps=150, batch=64, dim=32, progress=False)
+    model, loss = train_recall(TINY, causal_mask, steps=150, batch=64, lr=5e-3, dim=32, progress=False)
     accuracy = accuracy_by_distance(model, _batch(size=400, seed=1), distance_bins(16, (1, 16)))
     assert accuracy[0] > 0.6, f"chance is 0.25, got {accuracy}"
     assert loss < 1.0, f"chance loss is ln 4 = 1.39, got {loss}"
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-def test_sliding_window_query_cannot_see_pairs_beyond_reach(layers):
-    """Changing pairs at distance >= layers * (window - 1) + 1 leaves the logits unchanged."""
-    window, n = 4, TINY.seq_len
-    reach = layers * (window - 1)
+@pytest.mark.parametrize(
+    "make, step",
+    [(lambda: generate_sliding_window(4), 3), (lambda: generate_symmetric_window(7), 3)],
+    ids=["causal window 4", "symmetric window 7"],
+)
+def test_window_query_cannot_see_pairs_beyond_reach(layers, make, step):
+    """Changing pairs at distance > layers * step (step: how far one layer reaches back) leaves the logits unchanged."""
+    n = TINY.seq_len
+    reach = layers * step
     data = _batch(size=8)
     torch.manual_seed(0)
-    windowed = RecallModel(
-        TINY,
-        materialize_mask(generate_sliding_window(window), n),
-        dim=16,
-        layers=layers,
-    )
+    windowed = RecallModel(TINY, materialize_mask(make(), n), dim=16, layers=layers)
     full = RecallModel(TINY, materialize_mask(causal_mask, n), dim=16, layers=layers)
     full.load_state_dict({**windowed.state_dict(), "mask": full.mask})
     far = slice(0, n - 1 - reach)  # positions at distance > reach
@@ -104,20 +120,54 @@ def test_sliding_window_query_cannot_see_pairs_beyond_reach(layers):
 
 def test_pattern_query_rows_reach_the_documented_distances():
     n = 32
-    patterns = recall_patterns(n, window=8, stride=4, block_size=8)
+    patterns = recall_patterns(n, window=15, stride=4, block_size=8)
+    bigbird = materialize_mask(patterns["bigbird"], n)[0, 0]
+    drawn = materialize_mask(generate_random_blocks(n, 8, 1, seed=0), n)[0, 0, -1]  # the query's random block
+    random_block = {n - 1 - j for j in drawn.nonzero().flatten().tolist()}
     expected = {
         "full": set(range(n)),
-        "sliding_window_8": set(range(8)),
+        "window_15": set(range(8)),
         "strided_4": set(range(0, n, 4)),
-        "bigbird": set(range(n)),
+        "bigbird": {0, 1, 2, 3, n - 1} | random_block,  # window 7, global token 0, one random block
     }
     assert list(patterns) == list(expected)
+    assert len(random_block) == 8  # one block of 8 keys
     for name, mask_mod in patterns.items():
         mask = materialize_mask(mask_mod, n)[0, 0]
         assert torch.equal(evaluate_rows(mask_mod, torch.arange(n), n), mask), f"{name}: the training mask differs"
-        assert not mask.triu(1).any(), f"{name} is not causal"
+        assert torch.equal(mask, mask.T) or name == "bigbird", f"{name} is not bidirectional"
         assert mask.diagonal().all()
         assert {n - 1 - j for j in mask[-1].nonzero().flatten().tolist()} == expected[name], name
+    assert bigbird[:, 0].all() and bigbird[0].all(), "token 0 is global"
+    assert not bigbird[:, -1].all(), "the query is not a global token: not every position reads it"
+
+
+def test_reachable_distances_are_the_query_row_of_the_hop_counts():
+    n = 32
+    patterns = recall_patterns(n, window=15, stride=4, block_size=8)
+    window = reachable_distances(patterns["window_15"], n, 2)
+    assert window == [d <= 14 for d in range(1, n)]  # 7 per layer
+    assert reachable_distances(patterns["strided_4"], n, 3) == [d % 4 == 0 for d in range(1, n)]  # never off the grid
+    assert all(reachable_distances(patterns["bigbird"], n, 2))  # through the global token
+    for name, mask_mod in patterns.items():
+        hops = hop_counts(mask_mod, n, 3)[-1].flip(0)[1:]
+        assert reachable_distances(mask_mod, n, 3) == (hops >= 0).tolist(), name
+
+
+def test_accuracy_by_reach_splits_the_distances():
+    from lcteach.experiments import RecallResult
+
+    n = 16
+    window = generate_symmetric_window(7)  # 3 keys each side: one hop d <= 3, two hops d <= 6
+    accuracy = [1.0 if d <= 3 else 0.5 if d <= 6 else 0.0 for d in range(1, n)]
+    result = RecallResult("window_7", 2, [(d, d + 1) for d in range(1, n)], accuracy, 1.0, 1.0)
+    split = accuracy_by_reach(result, window, n)
+    assert list(split) == list(REACH_CLASSES)
+    assert split == {"one hop": (3, 1.0), "relayed": (3, 0.5), "no path": (9, 0.0)}
+    one_layer = accuracy_by_reach(RecallResult("window_7", 1, result.bins, accuracy, 1.0, 1.0), window, n)
+    assert one_layer["relayed"][0] == 0 and one_layer["relayed"][1] != one_layer["relayed"][1]  # none: nan
+    with pytest.raises(ValueError, match="one bin per distance"):
+        accuracy_by_reach(RecallResult("w", 1, [(1, n)], [0.5], 1.0, 1.0), window, n)
 
 
 @pytest.mark.parametrize(
@@ -137,6 +187,9 @@ def test_pattern_query_rows_reach_the_documented_distances():
             lambda: train_recall(TINY, causal_mask, steps=0),
             "steps must be an integer >= 1",
         ),
+        (lambda: run_recall_experiment(TINY, {"full": full_mask}, layers=()), "at least one depth"),
+        (lambda: run_recall_experiment(TINY, {"full": full_mask}, layers=(0,)), "layers must be an integer >= 1"),
+        (lambda: reachable_distances(full_mask, 16, 0), "layers must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(make, message):
@@ -145,7 +198,7 @@ def test_bad_arguments_raise_clear_errors(make, message):
 
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_ARGS = ["--seq-len", "8", "--num-values", "4", "--steps", "2", "--eval-size", "64"]
+TINY_ARGS = ["--seq-len", "8", "--num-values", "4", "--steps", "2", "--eval-size", "64", "--layers", "1", "2"]
 
 
 def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
@@ -153,17 +206,23 @@ def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
     assert main(["--out", str(out), *TINY_ARGS]) == 0
     captured = capfd.readouterr()
     assert captured.err == ""
-    assert "sliding_window_16" in captured.out
+    assert "window_31 L=2" in captured.out
     saved = json.loads(out.read_text())
     assert saved["task"] == {"seq_len": 8, "num_keys": 8, "num_values": 4}
-    assert [result["pattern"] for result in saved["results"]] == [
-        "full",
-        "sliding_window_16",
-        "strided_4",
-        "bigbird",
+    assert [(result["pattern"], result["layers"]) for result in saved["results"]] == [
+        (pattern, layers) for pattern in ("full", "window_31", "strided_4", "bigbird") for layers in (1, 2)
     ]
     assert all(len(result["accuracy"]) == len(result["bins"]) for result in saved["results"])
-    assert saved["settings"] == {"seq_len": 8, "num_values": 4, "steps": 2, "seed": 0, "eval_size": 64, "bin_width": 1}
+    assert saved["settings"] == {
+        "seq_len": 8,
+        "num_values": 4,
+        "layers": [1, 2],
+        "steps": 2,
+        "lr": 2e-3,
+        "seed": 0,
+        "eval_size": 64,
+        "bin_width": 1,
+    }
     assert saved["results"][0]["bins"] == [[d, d + 1] for d in range(1, 8)]
 
 
@@ -175,7 +234,11 @@ def test_loader_reads_back_what_the_command_wrote(tmp_path, capfd):
     loaded = load_recall_results(out)
     assert loaded.task == RecallTask(8, 8, 4) and loaded.chance == 0.25
     assert loaded.settings == saved["settings"] and loaded.settings["bin_width"] == 3
-    assert [r.pattern for r in loaded.results] == [r["pattern"] for r in saved["results"]]
+    assert [(r.pattern, r.layers) for r in loaded.results] == [(r["pattern"], r["layers"]) for r in saved["results"]]
+    assert loaded.patterns == ["full", "window_31", "strided_4", "bigbird"] and loaded.depths == [1, 2]
+    assert loaded.result("bigbird", 2) is loaded.results[-1]
+    with pytest.raises(KeyError, match="no result for 'bigbird' with 3 layers"):
+        loaded.result("bigbird", 3)
     for result, raw in zip(loaded.results, saved["results"], strict=True):
         assert result.bins == [(1, 4), (4, 7), (7, 8)] == distance_bins(8, default_edges(8, 3))
         assert result.accuracy == raw["accuracy"] and result.final_loss == raw["final_loss"]
@@ -189,7 +252,7 @@ def test_loader_reads_back_what_the_command_wrote(tmp_path, capfd):
         ('{"task": {"seq_len": 8, "num_keys": 8, "num_values": 4}, "settings": {}, "results": []}', "holds no results"),
         (
             '{"task": {"seq_len": 8, "num_keys": 8, "num_values": 4}, "settings": {}, "results": '
-            '[{"pattern": "full", "bins": [[1, 8]], "accuracy": [0.5, 0.5], "final_loss": 1, "seconds": 1}]}',
+            '[{"pattern": "full", "layers": 1, "bins": [[1, 8]], "accuracy": [0.5, 0.5], "final_loss": 1, "seconds": 1}]}',
             "do not match",
         ),
     ],
@@ -207,7 +270,8 @@ def test_shipped_results_were_made_with_the_commands_current_defaults():
     settings = default_settings()
     assert shipped.settings == settings, "the command's defaults changed since the shipped results were made"
     assert shipped.task == RecallTask(settings["seq_len"], settings["seq_len"], settings["num_values"])
-    assert [r.pattern for r in shipped.results] == list(recall_patterns(settings["seq_len"], seed=settings["seed"]))
+    patterns = list(recall_patterns(settings["seq_len"], seed=settings["seed"]))
+    assert [(r.pattern, r.layers) for r in shipped.results] == [(p, d) for p in patterns for d in settings["layers"]]
     bins = distance_bins(settings["seq_len"], default_edges(settings["seq_len"], settings["bin_width"]))
     for result in shipped.results:
         assert result.bins == bins
@@ -220,3 +284,15 @@ def test_shipped_results_are_package_data():
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert any(fnmatch.fnmatch(SHIPPED_RESULTS, pattern) for pattern in package_data["lcteach.experiments"])
     assert (REPO / "lcteach" / "experiments" / SHIPPED_RESULTS).is_file()
+
+
+def test_shipped_results_answer_one_hop_distances_and_nothing_without_a_path():
+    """What Lecture 3 reads off the shipped file: every model answers its one-hop distances, and
+    where no path exists it stays near chance (1 / 16) -- it cannot do better."""
+    shipped = load_recall_results()
+    patterns = recall_patterns(shipped.task.seq_len, seed=shipped.settings["seed"])
+    for result in shipped.results:
+        split = accuracy_by_reach(result, patterns[result.pattern], shipped.task.seq_len)
+        assert split["one hop"][1] > 0.95, (result.pattern, result.layers, split)
+        if split["no path"][0]:
+            assert split["no path"][1] < 0.12, (result.pattern, result.layers, split)

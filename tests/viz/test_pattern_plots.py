@@ -14,6 +14,7 @@ from lcteach.analysis import (
     complexity_table,  # noqa: E402
     hop_counts,  # noqa: E402
 )
+from lcteach.experiments import load_recall_results  # noqa: E402
 from lcteach.masks import (  # noqa: E402
     causal_mask,
     combine,
@@ -21,8 +22,10 @@ from lcteach.masks import (  # noqa: E402
     generate_global,
     generate_sliding_window,
     generate_strided,
+    generate_symmetric_window,
     materialize_mask,
     pattern_flops,
+    recall_patterns,
 )
 from lcteach.score_mods import generate_alibi, generate_softcap, materialize_scores  # noqa: E402
 from lcteach.viz import (  # noqa: E402
@@ -30,6 +33,8 @@ from lcteach.viz import (  # noqa: E402
     plot_composition,
     plot_hop_counts,
     plot_pattern,
+    plot_reach_by_distance,
+    plot_recall_accuracy,
     plot_score_bias,
     plot_score_curve,
 )
@@ -42,11 +47,17 @@ PLOTS = {
     "complexity": lambda ax=None: plot_complexity(complexity_table([256, 1024, 4096]), ax=ax),
     "score_bias": lambda ax=None: plot_score_bias(generate_alibi(4), 12, heads=(0, 3), mask_mod=causal_mask, ax=ax),
     "score_curve": lambda ax=None: plot_score_curve(generate_softcap(20.0), ax=ax),
+    "reach_by_distance": lambda ax=None: plot_reach_by_distance(recall_patterns(16, block_size=4), 16, 3, ax=ax),
+    "recall_accuracy": lambda ax=None: plot_recall_accuracy(load_recall_results(), recall_patterns(64), ax=ax),
 }
 
 
 def _image(ax):
     return np.ma.asarray(ax.images[0].get_array())
+
+
+def _image_at(ax, index):
+    return np.ma.asarray(ax.images[index].get_array())
 
 
 @pytest.mark.parametrize("name", PLOTS)
@@ -87,6 +98,7 @@ def test_plot_composition_shows_a_b_and_their_combination(op, combinator):
     ]
     assert len(images) == 3 and all(np.array_equal(i, e) for i, e in zip(images, expected, strict=True))
     assert fig.axes[2].get_title().startswith(f"A {op} B") and op in fig.get_suptitle()
+    assert len(fig.axes) == 3 and len(fig.legends) == 1  # one legend for the three panels, no colour bars
     with pytest.raises(ValueError, match="op must be one of"):
         combine(WINDOW, STRIDED, "xor")
 
@@ -95,8 +107,33 @@ def test_plot_hop_counts_colours_hops_and_masks_unreached_pairs():
     fig = plot_hop_counts(WINDOW, 12, 3)
     image, hops = _image(fig.axes[0]), hop_counts(WINDOW, 12, 3).numpy()
     assert np.array_equal(image.mask, hops < 0) and np.array_equal(image.filled(-1), hops)
-    assert f"{int((hops < 0).sum())} of 144 pairs not reached" in fig.axes[0].get_title()
     assert "hops" in fig.axes[1].get_ylabel()  # the colorbar
+
+
+def test_plot_hop_counts_does_not_count_the_future_of_a_causal_pattern():
+    """A causal pattern's future (j > i) is no pair that depth could reach: drawn apart, not counted."""
+    fig = plot_hop_counts(WINDOW, 12, 3)
+    hops = hop_counts(WINDOW, 12, 3).numpy()
+    future = np.triu(np.ones((12, 12), dtype=bool), 1)
+    overlay = _image_at(fig.axes[0], 1)
+    assert np.array_equal(~overlay.mask, future)  # the second image covers exactly the future
+    unreached = int(((hops < 0) & ~future).sum())
+    assert unreached > 0 and f"{unreached} of 78 possible pairs not reached" in fig.axes[0].get_title()
+    assert "(causal)" in fig.axes[0].get_title()
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert any("future" in label for label in labels) and any("not reached" in label for label in labels)
+    reached = plot_hop_counts(WINDOW, 12)  # every past pair within 11 layers
+    assert "0 of 78 possible pairs not reached" in reached.axes[0].get_title()
+
+
+def test_plot_hop_counts_of_a_bidirectional_pattern_counts_every_pair():
+    symmetric = generate_symmetric_window(3)
+    fig = plot_hop_counts(symmetric, 12, 3)
+    hops = hop_counts(symmetric, 12, 3).numpy()
+    assert len(fig.axes[0].images) == 1 and "(bidirectional)" in fig.axes[0].get_title()
+    assert f"{int((hops < 0).sum())} of 144 possible pairs not reached" in fig.axes[0].get_title()
+    forced = plot_hop_counts(symmetric, 12, 3, causal=True)  # told causal: the upper triangle is set apart
+    assert len(forced.axes[0].images) == 2
 
 
 def test_plot_complexity_one_line_per_method_on_log_log_axes():
@@ -110,6 +147,21 @@ def test_plot_complexity_one_line_per_method_on_log_log_axes():
     assert flops.get_xscale() == flops.get_yscale() == memory.get_yscale() == "log"
     with pytest.raises(ValueError, match="at least one"):
         plot_complexity([])
+
+
+def test_plot_complexity_lines_stay_apart_and_causal_ones_are_dashed():
+    """Nine methods, some of them on top of each other (the sliding window and Longformer): every line
+    has its own colour and hollow marker, so none hides another, and the line style says causal or not."""
+    rows = complexity_table([256, 1024, 4096])
+    flops = plot_complexity(rows).axes[0]
+    lines = flops.get_lines()
+    styles = [(line.get_color(), line.get_marker()) for line in lines]
+    assert len(set(c for c, _ in styles)) == len(lines) and len(set(m for _, m in styles)) == len(lines)
+    assert all(line.get_markerfacecolor() == "none" for line in lines)
+    causal = {row.method: row.causal for row in rows}
+    for line in lines:
+        assert line.get_linestyle() == ("--" if causal[line.get_label()] else "-"), line.get_label()
+    assert "dashed: causal" in flops.get_legend().get_title().get_text()
 
 
 def test_plot_score_bias_draws_the_bias_of_each_head_and_hides_masked_pairs():
@@ -133,3 +185,37 @@ def test_plot_score_curve_draws_the_score_mod_against_the_identity():
     x = identity.get_xdata()
     assert np.array_equal(identity.get_ydata(), x) and np.allclose(capped.get_ydata(), 20 * np.tanh(x / 20))
     assert "softcap_20" in fig.axes[0].get_title()
+
+
+def test_plot_composition_panels_are_large():
+    fig = plot_composition(WINDOW, generate_global(2), 64, "or")
+    fig.draw_without_rendering()
+    sizes = [ax.get_window_extent().width / fig.dpi for ax in fig.axes]
+    assert len(sizes) == 3 and min(sizes) >= 3.5, f"each panel should be at least 3.5 inches wide, got {sizes}"
+
+
+def test_plot_reach_by_distance_colours_the_query_row_of_the_hop_counts():
+    patterns = recall_patterns(32, window=15, block_size=8)
+    fig = plot_reach_by_distance(patterns, 32, 2)
+    image = _image(fig.axes[0])
+    for row, mask_mod in enumerate(patterns.values()):
+        hops = hop_counts(mask_mod, 32, 2)[-1].flip(0)[1:].numpy()
+        assert np.array_equal(image.mask[row], hops < 0) and np.array_equal(image.filled(-1)[row], hops)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(patterns)
+    with pytest.raises(ValueError, match="at least one pattern"):
+        plot_reach_by_distance({}, 32)
+
+
+def test_plot_recall_accuracy_draws_every_result_and_marks_distances_without_a_path():
+    shipped = load_recall_results()
+    patterns = recall_patterns(shipped.task.seq_len)
+    fig = plot_recall_accuracy(shipped, patterns)
+    panels = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in panels] == shipped.patterns
+    window = panels[shipped.patterns.index("window_31")]
+    expected = np.array([shipped.result("window_31", depth).accuracy for depth in shipped.depths])
+    assert np.allclose(_image(window), expected)
+    crosses = window.get_lines()  # one line of crosses per depth: the distances beyond 15 per layer
+    assert [len(line.get_xdata()) for line in crosses] == [63 - 15 * depth for depth in shipped.depths]
+    with pytest.raises(ValueError, match="none of the results' patterns"):
+        plot_recall_accuracy(shipped, {"other": causal_mask})

@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch.nn.attention.flex_attention import and_masks  # noqa: E402
 
@@ -155,6 +156,30 @@ def test_plot_tiles_counts_the_computed_tiles():
     assert f"{computed} of 60 tiles computed" in ax.get_title() and "sliding_window_8" in ax.get_title()
     assert ax.images[0].get_array().shape == (96, 80)
     assert len(ax.get_legend().get_texts()) == 4
+
+
+def _white_share(fig):
+    """Share of the pure-white pixels inside the first axes, as drawn (the tile edges are the only white)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
+    x0, y0, x1, y1 = (round(v) for v in fig.axes[0].get_window_extent().extents)
+    height = pixels.shape[0]
+    inside = pixels[height - y1 + 2 : height - y0 - 2, x0 + 2 : x1 - 2]
+    return float((inside == 255).all(axis=-1).mean())
+
+
+@pytest.mark.parametrize(("n", "block"), [(1024, 8), (1024, 16), (512, 8)])
+def test_tile_edges_never_drown_small_tiles(n, block):
+    fig = plot_tiles(n, n, block, block, causal=True)
+    assert _white_share(fig) < 0.02, "the white lines between tiles cover the tiles"
+
+
+def test_tile_edges_show_between_large_tiles_thinner_than_the_tiles():
+    fig = plot_tiles(256, 256, 32, 32, causal=True)
+    edges = [line for line in fig.axes[0].get_lines() if line.get_gid() == "tile_edge"]
+    assert len(edges) == 2 * 7 and 0 < _white_share(fig) < 0.1
+    assert all(0 < line.get_linewidth() <= 1.5 for line in edges)
 
 
 def test_left_context_is_position_minus_the_start_of_the_chunk_it_comes_from():

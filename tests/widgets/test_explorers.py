@@ -23,6 +23,7 @@ from lcteach.masks import (  # noqa: E402
     generate_global,  # noqa: E402
     generate_prefix_lm,
     generate_sliding_window,
+    generate_sparse_transformer,
     materialize_mask,
     random_document_lengths,
 )
@@ -41,13 +42,13 @@ EXPLORERS = {
     "tiling": (tiling_explorer, {"n": 64, "block_q": 16, "block_k": 8, "causal": False, "window": 5}),
     "chunk": (chunk_explorer, {"n": 40, "chunk_size": 8, "overlap": 2, "resolve": "center"}),
 }
-SPARSE = {
+SPARSE = {  # set in this order: the block size before the random blocks it makes room for
     "n": 32,
     "window": 3,
     "stride": 4,
     "global_tokens": 3,
-    "random_blocks": 3,
     "block_size": 4,
+    "random_blocks": 3,
     "prefix": 5,
     "documents": 5,
 }
@@ -193,25 +194,82 @@ def test_mask_explorer_draws_each_pattern_with_its_density():
 @pytest.mark.parametrize(
     "make, changes, message",
     [
-        (mask_explorer, {"pattern": "block-sparse", "block_size": 7}, "block_size must divide"),
         (mask_explorer, {"pattern": "symmetric window", "window": 4}, "must be odd"),
-        (
-            composition_explorer,
-            {"B": "random blocks", "random_blocks": 8, "block_size": 16},
-            "blocks_per_row must be at most",
-        ),
-        (reachability_explorer, {"pattern": "BigBird", "block_size": 5}, "block_size must divide"),
+        (composition_explorer, {"B": "BigBird", "window": 6}, "must be odd"),
+        (reachability_explorer, {"pattern": "BigBird", "window": 8}, "must be odd"),
     ],
 )
-def test_invalid_values_show_a_message_not_a_traceback(make, changes, message):
+def test_invalid_values_show_only_the_message(make, changes, message):
+    """An impossible value leaves the message alone: the old picture is removed, not left under it."""
     explorer = make()
+    assert len(explorer.output.outputs) == 1 and "image/png" in explorer.output.outputs[0]["data"]
     for control, value in changes.items():
         _set(explorer, control, value)
     assert explorer.figure is None and "Cannot draw this" in explorer.info.value and message in explorer.info.value
-    _set(explorer, "block_size", 8)
+    assert explorer.output.outputs == ()  # no picture at all, so no stale one
     _set(explorer, "window", 5)
-    _set(explorer, "random_blocks", 1)
     assert explorer.figure is not None and "Cannot" not in explorer.info.value  # back once the values are valid
+    assert len(explorer.output.outputs) == 1 and explorer.output.outputs[0]["output_type"] == "display_data"
+
+
+def test_the_picture_is_the_figure_as_png():
+    import base64
+
+    explorer = mask_explorer(n=32)
+    png = base64.b64decode(explorer.output.outputs[0]["data"]["image/png"])
+    assert png.startswith(b"\x89PNG")
+    width, height = (int(v) for v in explorer.figure.get_size_inches() * explorer.figure.dpi)
+    assert png[16:24] == width.to_bytes(4, "big") + height.to_bytes(4, "big")  # the PNG header's size: this figure
+
+
+@pytest.mark.parametrize("make", [mask_explorer, composition_explorer, reachability_explorer])
+def test_block_size_offers_only_the_divisors_of_n(make):
+    explorer = make()
+    block, n = explorer.controls["block_size"], explorer.controls["n"]
+    assert isinstance(block, ipywidgets.SelectionSlider)
+    assert list(block.options) == [b for b in range(1, n.value + 1) if n.value % b == 0]
+    _set(explorer, "n", 48)
+    assert list(block.options) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 48]
+    assert block.value in block.options and "Cannot" not in explorer.info.value
+    with pytest.raises(ipywidgets.widgets.trait_types.traitlets.TraitError):
+        block.value = 5  # not offered: a block size that does not divide n cannot be chosen
+
+
+def test_moving_n_keeps_the_block_size_valid_and_says_what_changed():
+    explorer = mask_explorer(pattern="BigBird", n=64, block_size=32, random_blocks=2)
+    _set(explorer, "n", 48)  # 32 does not divide 48: the largest divisor below it is 24
+    assert explorer.controls["block_size"].value == 24 and explorer.controls["random_blocks"].value == 2
+    assert "block size 32 does not divide n = 48: set to 24" in explorer.info.value
+    assert "Cannot" not in explorer.info.value and explorer.figure is not None
+    _set(explorer, "n", 32)  # 24 does not divide 32: 16, and a row of 32 holds 2 blocks of 16
+    assert explorer.controls["block_size"].value == 16 and explorer.controls["random_blocks"].max == 2
+    _set(explorer, "block_size", 32)  # one block per row: the random blocks are lowered, and the note says so
+    assert explorer.controls["random_blocks"].value == 1
+    assert "random blocks lowered from 2 to 1: a row of n = 32 holds only 1 block of 32" in explorer.info.value
+    _set(explorer, "window", 7)  # nothing changed by the sync: no note
+    assert "lowered" not in explorer.info.value and "does not divide" not in explorer.info.value
+
+
+def test_explorers_refuse_impossible_starting_values():
+    with pytest.raises(ValueError, match="block_size must divide n = 256"):
+        mask_explorer(block_size=7)
+    with pytest.raises(ValueError, match="random_blocks must be at most n / block_size = 4"):
+        composition_explorer(n=64, block_size=16, random_blocks=5)
+
+
+def test_chunk_explorer_says_when_it_lowers_the_overlap():
+    explorer = chunk_explorer(n=64, chunk_size=16, overlap=12)
+    _set(explorer, "chunk_size", 8)
+    assert explorer.controls["overlap"].value == 7
+    assert "overlap lowered from 12 to 7: it must be less than chunk_size = 8" in explorer.info.value
+    _set(explorer, "n", 40)
+    assert "lowered" not in explorer.info.value
+
+
+def test_tiling_explorer_says_when_it_lowers_the_window():
+    explorer = tiling_explorer(n=256, block=32, window=100)
+    _set(explorer, "n", 64)
+    assert explorer.controls["window"].value == 64 and "window lowered from 100 to n = 64" in explorer.info.value
 
 
 def test_composition_explorer_combines_with_and_or():
@@ -233,6 +291,20 @@ def test_reachability_explorer_hops_and_minimal_layers():
     assert "within 8 layers: <b>yes</b>" in explorer.info.value
     _set(explorer, "pattern", "strided")
     assert "full reach: <b>never</b>" in explorer.info.value
+
+
+def test_reachability_explorer_has_the_sparse_transformer():
+    """Window + stride (Child et al., 2019): two layers reach every earlier key."""
+    explorer = reachability_explorer(pattern="Sparse Transformer", n=64, layers=3, stride=8)
+    assert explorer.controls["window"].disabled and not explorer.controls["stride"].disabled
+    hops = hop_counts(generate_sparse_transformer(8), 64, 3).numpy()
+    assert np.array_equal(np.ma.asarray(explorer.figure.axes[0].images[0].get_array()).filled(-1), hops)
+    assert (
+        "full reach: <b>2</b>" in explorer.info.value and "sparse_transformer_8" in explorer.figure.axes[0].get_title()
+    )
+    assert "0 of 2,080 possible pairs not reached" in explorer.figure.axes[0].get_title()  # the future is not counted
+    _set(explorer, "stride", 1)  # a window of 1 and every key: causal attention
+    assert "full reach: <b>1</b>" in explorer.info.value
 
 
 def test_mask_explorer_draws_prefix_lm_and_packed_documents():
