@@ -156,6 +156,7 @@ class Tool:
 TOOLS = {
     "create_mask": "torch.nn.attention.flex_attention:create_mask",
     "call_with_global_seed": "lcteach.grading.probes:call_with_global_seed",
+    "call_and_inputs": "lcteach.grading.probes:call_and_inputs",
     "table_mask_mod": "lcteach.grading.probes:table_mask_mod",
 }
 

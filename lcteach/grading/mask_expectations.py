@@ -18,6 +18,11 @@ from lcteach.masks import materialize_mask
 if TYPE_CHECKING:
     from lcteach.grading.session import Case
 
+VMAP_HINT = (
+    "use tensor operations (>=, -, %, &, |) on the indices, not Python if/and/or: "
+    "FlexAttention calls mask_mod on tensors under torch.vmap"
+)
+
 
 def student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
     """Materialise a student's mask_mod with FlexAttention's create_mask, as real code would: bool (n_q, n_k)."""
@@ -29,27 +34,41 @@ def student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
     try:
         mask = case.call(create_mask, mask_mod, None, None, n_q, n_k, device="cpu")
     except CheckFailed as failure:
-        if "vmap" not in failure.message:
+        if "vmap" not in failure.full_text():
             raise
         raise CheckFailed(
-            failure.message,
-            "use tensor operations (>=, -, %, &, |) on the indices, not Python "
-            "if/and/or: FlexAttention calls mask_mod on tensors under torch.vmap",
+            f"{failure.message}: your mask_mod does not work under torch.vmap",
+            VMAP_HINT,
+            raised=failure.raised,
+            details=failure.details,
         ) from None
-    return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool)[0, 0]
+    return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool, "(1, 1, Nq, Nk)", "")[0, 0]
 
 
-def expect_mask(seen: torch.Tensor, expected: torch.Tensor, what: str, mistakes: dict[str, torch.Tensor]) -> None:
-    """Bool masks equal, or fail naming a differing entry and the known mistake ``seen`` matches, if any."""
+def expect_mask(
+    seen: torch.Tensor, expected: torch.Tensor, what: str, mistakes: dict[str, torch.Tensor], inputs: str = ""
+) -> None:
+    """Bool masks equal, or fail naming the kind of difference and the known mistake ``seen`` matches,
+    if any. ``what`` names the mask in words that hold for any input; ``inputs`` (the call and the
+    sizes) and the differing entries go into the details."""
     if torch.equal(seen, expected):
         return
     wrong = (seen != expected).nonzero()
+    extra, missing = bool((seen & ~expected).any()), bool((~seen & expected).any())
+    kind = (
+        "allows pairs it should block and blocks pairs it should allow"
+        if extra and missing
+        else "allows pairs it should block"
+        if extra
+        else "blocks pairs it should allow"
+    )
     hint = next((f"your mask matches {name}" for name, m in mistakes.items() if torch.equal(seen, m)), "")
     i, j = wrong[0].tolist()
+    example = f"(query {i}, key {j}) should be {'allowed' if expected[i, j] else 'blocked'}"
     raise CheckFailed(
-        f"{what}: {len(wrong)} of {seen.numel()} entries differ; e.g. (query {i}, key {j}) "
-        f"should be {'allowed' if expected[i, j] else 'blocked'}",
+        f"{what} {kind}",
         hint,
+        details=f"{inputs + ': ' if inputs else ''}{len(wrong)} of {seen.numel()} entries differ; e.g. {example}",
     )
 
 

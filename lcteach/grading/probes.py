@@ -48,6 +48,12 @@ def call_with_global_seed(fn, global_seed: int, *args) -> tuple:
         np.random.set_state(saved[2])
 
 
+def call_and_inputs(fn, *args):
+    """Call ``fn(*args)``; return (its result, the arguments as they are after the call): how
+    the grader sees a function that changes its inputs in place."""
+    return fn(*args), list(args)
+
+
 def table_mask_mod(table: torch.Tensor):
     """A mask_mod that looks (query, key) pairs up in a bool table: how the grader hands a pattern
     to student code as a function (it runs next to that code, under FlexAttention's vmap)."""

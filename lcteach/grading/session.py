@@ -228,15 +228,16 @@ def _run_checks(
         try:
             run_check(session.student, Case(generator, graded, session))
         except CheckFailed as failure:
-            outcomes.append(CheckOutcome(name, False, failure.message, failure.hint, weight))
+            outcomes.append(CheckOutcome(name, False, failure.message, failure.hint, weight, failure.details))
         except Exception as error:  # noqa: BLE001 - a result the checks did not foresee fails its check only
             outcomes.append(
                 CheckOutcome(
                     name,
                     False,
-                    f"the result could not be checked ({type(error).__name__}: {first_line(error)})",
+                    f"the result could not be checked ({type(error).__name__})",
                     "return the types the exercise asks for",
                     weight,
+                    first_line(error),  # torch's message may quote the hidden sizes
                 )
             )
         else:

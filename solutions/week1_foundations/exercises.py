@@ -26,6 +26,18 @@
 # Part 5's memory is measured from outside: your notebook's code runs again in a fresh
 # process, and all the memory that process holds while your function runs counts.
 #
+# Your graded feedback lists the same checks, and for each failed one the mistake it found and
+# a hint; it leaves out the hidden inputs and the values expected on them (the self-check here
+# shows them for the public inputs, under `details`).
+#
+# **Values first.** Most checks compare your results with the reference. The others test a
+# property: shapes, rows that sum to 1, stability for large scores, arguments left unchanged,
+# peak memory, an edge case, a `ValueError` for bad arguments, the type returned. A property
+# check counts only when your function's values are right on the inputs it tries (an edge
+# case or an error check also tries an ordinary input): a function that returns wrong numbers
+# earns nothing for being small, stable or tidy, and such a check then says *not counted* and
+# names the mistake in the values.
+#
 # **Rules.**
 # - Write your functions with `torch` (and `numpy`, `math`) only. Graded runs do not have the
 #   `lcteach` reference implementations, and `torch.nn.functional.scaled_dot_product_attention`
@@ -55,10 +67,14 @@ _ = torch.manual_seed(0)
 # - `mask`, when given, is a bool tensor broadcastable to `(B, H, Nq, Nk)`: `True` means
 #   *may attend*. A masked pair must get exactly zero weight. You may assume that every query
 #   may attend to at least one key.
-# - It must stay finite when scores are in the thousands: subtract each row's maximum before
-#   `exp` (the softmax does not change, the overflow goes away). `torch.softmax` is allowed,
-#   but do the max-subtraction yourself to see why it matters.
-# - Results keep the inputs' dtype.
+# - It must stay finite and right when scores are in the thousands. `torch.softmax` is
+#   allowed and does this for you; if you write the softmax yourself, subtract each row's
+#   maximum before `exp` (the softmax does not change, the overflow goes away). Try both on
+#   `q * 100` to see why it matters.
+# - Results keep the inputs' dtype; float64 inputs are checked to about 1e-9.
+# - Leave the arguments unchanged: compute new tensors (`q / math.sqrt(d)`), never scale `q`
+#   in place (`q /= ...`, `q.div_(...)`). The caller still needs its tensors, and
+#   self-attention, `dense_attention(x, x, x)`, passes one tensor as `q`, `k` and `v`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "dense_attention", "locked": false, "schema_version": 3, "solution": true}
@@ -86,7 +102,8 @@ grade.dense_attention(dense_attention)
 # `kv_idx`. FlexAttention calls it on tensors (under `torch.vmap`), so use tensor comparisons
 # (`>=`, `&`, `|`) and no Python `if`.
 #
-# Write `causal_mask`: a query attends to itself and to every earlier position.
+# Write `causal_mask`: a query attends to itself and to every earlier position. It must work
+# for any numbers of queries and keys (`Nq != Nk` too).
 
 
 # %% nbgrader={"grade": false, "grade_id": "causal_mask", "locked": false, "schema_version": 3, "solution": true}
@@ -115,8 +132,8 @@ print(create_mask(causal_mask, None, None, 6, 6, device="cpu")[0, 0].int())
 # down: **a window of `w` keys includes the query itself**, so query `i` attends to keys `j`
 # with `i - w < j <= i`. `window=1` is the query alone; a window at least as long as the
 # sequence is the causal mask. A `window` below 1 makes no sense: raise `ValueError` with a
-# message that says so. Give the inner function a helpful `__name__`, e.g.
-# `sliding_window_4` (FlexAttention prints it).
+# message that says so. It helps (it is not graded) to give the inner function a telling
+# `__name__`, e.g. `sliding_window_4`: FlexAttention prints it.
 
 
 # %% nbgrader={"grade": false, "grade_id": "sliding_window", "locked": false, "schema_version": 3, "solution": true}
@@ -154,9 +171,11 @@ grade.sliding_window(generate_sliding_window)
 #   \mathrm{acc}' = \mathrm{acc}\,e^{m - m'} + \sum_j e^{s_j - m'} v_j$$
 #
 # After the last block, `acc / l` is exactly `softmax(s) @ v`. The grader starts from
-# `m = -inf`, `l = 0`, `acc = 0`. One trap: a block that is fully masked (all scores `-inf`)
-# arriving first leaves $m' = -\infty$, and $e^{-\infty - (-\infty)}$ is NaN. Use 0 as the
-# reference point for such rows.
+# `m = -inf`, `l = 0`, `acc = 0`, and checks the state `(m, l)` itself as well as `acc / l`,
+# with blocks of random sizes, scores of size ±1000, and a fully masked block. That is the
+# trap: a block that is fully masked (all scores `-inf`) arriving first leaves
+# $m' = -\infty$, and $e^{-\infty - (-\infty)}$ is NaN. Use 0 as the reference point for such
+# rows.
 
 
 # %% nbgrader={"grade": false, "grade_id": "online_softmax_step", "locked": false, "schema_version": 3, "solution": true}
@@ -189,10 +208,15 @@ grade.online_softmax_step(online_softmax_step)
 # 3. write `acc / l` into the block's rows of `out`, and `lse = m + log(l)` (the log-sum-exp
 #    of each query's scores, which lets two partial results be merged later).
 #
-# The last block may be shorter than `block_size`. **Graded by measurement:** at
-# n = 8192 (d = 64, block 256) the grader measures the peak memory your function
-# allocates. One 8192 x 8192 float32 score matrix is 256 MiB; the budget is 32 MiB, and
-# 4x the tokens must cost at most about 4x the memory. Keep only one tile of scores alive.
+# The last block may be shorter than `block_size`, `Nq` and `Nk` may differ, and `block_size`
+# may be larger than both. **Graded by measurement:** at n = 8192 (d = 64, block 256) the
+# grader measures the peak memory your function allocates, and its result must be right for
+# the memory to count. The budget is 32 MiB (16 float32 copies of one `(n, d)` input), and 4x
+# the tokens may cost at most 5x the memory. One 8192 x 8192 float32 score matrix is
+# 256 MiB, so anything that grows like n² fails. The budget is about O(n) memory, not about
+# tiles: a `(block_size, n)` strip of scores per query block (8 MiB) also fits. Keeping one
+# `(block_size, block_size)` tile alive at a time, as flash attention does, needs about 3 MiB
+# here, and it is what lets a GPU keep the tile in its fast on-chip memory.
 
 
 # %% nbgrader={"grade": false, "grade_id": "tiled_attention", "locked": false, "schema_version": 3, "solution": true}
@@ -266,8 +290,10 @@ grade.process_in_chunks(process_in_chunks)
 #
 # If a cost grows like $c\,n^p$, then $\log(\text{cost}) = \log c + p \log n$: a straight line
 # on log-log axes whose slope is the exponent. Write `fit_exponent(ns, values)` returning the
-# least-squares slope of `log(values)` against `log(ns)` as a float. Use all the points: real
-# timings are noisy, and two points give a noisy slope.
+# least-squares slope of `log(values)` against `log(ns)`. Use all the points: real timings are
+# noisy, and two points give a noisy slope. `ns` and `values` are lists of positive numbers.
+# Return a Python `float` (`float(slope)`; numpy's `float64` is one, a 0-d tensor is not):
+# the slope is checked to a relative tolerance of 1e-6, and the type has a check of its own.
 
 
 # %% nbgrader={"grade": false, "grade_id": "fit_exponent", "locked": false, "schema_version": 3, "solution": true}

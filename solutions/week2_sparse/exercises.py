@@ -29,6 +29,17 @@
 # Part 5 is also graded by measurement: your notebook's code runs again in a fresh process,
 # and the grader times from outside the work your kernel does.
 #
+# Your graded feedback lists the same checks, and for each failed one the mistake it found and
+# a hint; it leaves out the hidden inputs and the values expected on them (the self-check here
+# shows them for the public inputs, under `details`).
+#
+# **Values first.** Most checks compare your results with the reference. The others test a
+# property: reproducible seeds, a private generator, a uniform draw, the work done, an edge
+# case, a `ValueError` for bad arguments. A property check counts only when your function's
+# results are right on the inputs it tries (an edge case or an error check also tries an
+# ordinary input): a function that returns wrong masks or numbers earns nothing for being
+# fast or tidy, and such a check then says *not counted* and names the mistake in the values.
+#
 # **Rules.**
 # - Write your functions with `torch` (and `numpy`, `math`) only. FlexAttention's pattern tools
 #   `create_mask`, `or_masks` and `and_masks` are allowed: they are how real code builds
@@ -123,7 +134,8 @@ show(generate_strided(3, causal=True), 9)
 #
 # Write `random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed)` returning a bool
 # tensor `(q_blocks, kv_blocks)` in which every row has exactly `blocks_per_row` **distinct**
-# `True` entries, drawn uniformly at random. The query's own block is not guaranteed.
+# `True` entries, drawn uniformly at random. Each row is a draw of its own (rows are
+# independent, so they are not all the same), and the query's own block is not guaranteed.
 #
 # Randomness in a model must be reproducible and private:
 # - make a generator from the seed, `g = torch.Generator().manual_seed(seed)`, and pass
@@ -133,9 +145,10 @@ show(generate_strided(3, causal=True), 9)
 # - draw without replacement: `torch.randint` can pick a block twice, `torch.randperm` cannot;
 # - raise `ValueError` unless `1 <= blocks_per_row <= kv_blocks`.
 #
-# The grader checks properties, not the exact draws: the shape and counts, that seeds
-# reproduce, that the global RNG is left alone, and that over many seeds every block is drawn
-# about equally often.
+# The grader checks properties, not the exact draws: the shape, dtype and counts, that the
+# rows are not all alike, that seeds reproduce (and different seeds differ), that the global
+# RNG is left alone, and that over many seeds every block is drawn about equally often in
+# every row.
 
 
 # %% nbgrader={"grade": false, "grade_id": "random_block_layout", "locked": false, "schema_version": 3, "solution": true}
@@ -288,22 +301,22 @@ print(f"BigBird at n={n}: {mask.float().mean().item():.1%} of the {n}x{n} pairs"
 # - A query block whose layout row is all `False` has no key to attend: its queries get a
 #   **zero** output (the softmax of nothing is undefined; zero is the convention of
 #   `lcteach.block_sparse_attention`).
+# - The output keeps the inputs' dtype (the checks try float32 and float64).
 #
 # One way: for each query block, gather the key (and value) positions of the active blocks in
 # its row, compute that `(block, active keys)` strip of scores, softmax it, multiply by the
 # gathered values.
 #
-# **Graded by measurement.** At n = 1024, block size s = 32, D = Dv = 16, with 3 and then 1
-# active key blocks in each row of 32, the grader runs your function (its output must be
-# right) and counts
-# - the FLOPs of your matrix products (`torch.utils.flop_counter.FlopCounterMode`): each active
-#   block needs $2 s^2 (D + D_v)$ (one product for its scores, one with the values); you may
-#   use up to 2x that, so the count must drop with the active blocks;
-# - every number your operations produce (the elements of each new tensor, views excluded):
-#   at most 8 per active score plus 8 per input position and feature, so no `(n, n)` tensor,
-#   not even a mask, and no scores computed without a matrix product to dodge the FLOP count.
+# **Graded by measurement.** At n = 4096, block size 64, D = Dv = 32, with 2 active key blocks
+# in each row of 64 (1/32 of the pairs), the grader calls your function twice, on new inputs
+# each time, in a fresh process of its own that runs your notebook's cells first, and reads the
+# CPU time of the call from outside that process (all its threads count). The output must be
+# right; the faster call must take under **50%** of the CPU time of lean masked dense
+# attention on inputs of the same size (one product for all n x n scores, masked and
+# normalised in place, one product with the values), timed in the grader's process.
 #
-# With 3 active blocks in a row of 32, dense-then-mask does 10x the FLOPs it needs: it fails.
+# Computing the n x n scores and masking them afterwards is dense work whatever library does
+# it, so it fails; a kernel that multiplies only the active blocks takes a few percent.
 
 
 # %% nbgrader={"grade": false, "grade_id": "block_sparse_attention", "locked": false, "schema_version": 3, "solution": true}
@@ -351,14 +364,17 @@ for per_row in (1, 4, 16):
 # Write `topk_attention(q, k, v, top_k, causal=False, mask_mod=None)` returning
 # `(out (B, H, Nq, Dv), weights (B, H, Nq, Nk))`, with the scores scaled by $1/\sqrt{d}$:
 # - the allowed keys of query `i` are `j <= i` when `causal`, and only where `mask_mod` is
-#   `True` when it is given (materialise it with `create_mask(mask_mod, None, None, Nq, Nk)`);
-#   choose the top `top_k` **among the allowed keys**, not among all keys;
+#   `True` when it is given (materialise it on the inputs' device with
+#   `create_mask(mask_mod, None, None, Nq, Nk, device=q.device)`: without `device=`,
+#   `create_mask` makes a CUDA mask on a machine that has a GPU); choose the top `top_k`
+#   **among the allowed keys**, not among all keys;
 # - ties at the k-th score go to the **earlier** key, so a row keeps exactly
 #   `min(top_k, allowed keys)` keys: `torch.sort(scores, dim=-1, descending=True, stable=True)`
 #   puts the earlier of equal scores first (`torch.topk` promises no order for ties);
 # - the softmax runs over the kept keys only; weights are exactly 0 elsewhere;
 # - `top_k >= Nk` is ordinary (masked) attention; a query with no allowed key gets zero
-#   weights and a zero output.
+#   weights and a zero output;
+# - results keep the inputs' dtype (the checks try float32 and float64).
 
 
 # %% nbgrader={"grade": false, "grade_id": "topk_attention", "locked": false, "schema_version": 3, "solution": true}
@@ -406,8 +422,9 @@ for top_k in (8, 64, 256):
 # (boolean matrix power, `I` the identity): a path may wait in place.
 #
 # Write `minimal_layers(pattern, n=None, causal=None)` returning the fewest layers `L` after
-# which every query has information from every key it *could* have, or `None` if no depth
-# gets there:
+# which every query has information from every key it *could* have, as a Python `int`
+# (`int(...)`; a numpy integer is accepted, a float or a tensor is not), or `None` if no
+# depth gets there:
 # - `pattern` is a bool `(n, n)` matrix, or a `mask_mod` together with `n`;
 # - "every key it could have": every `j <= i` for a **causal** pattern (no query attends a
 #   later key), every `j` otherwise; `causal=True/False` forces the choice;

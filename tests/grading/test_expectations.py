@@ -13,9 +13,27 @@ from lcteach.grading.results import CheckFailed
 def test_expect_close_names_a_matching_mistake():
     expected = torch.ones(3)
     with pytest.raises(CheckFailed) as failure:
-        expect_close(torch.full((3,), 2.0), expected, "out", mistakes={"doubling": torch.full((3,), 2.0)})
+        expect_close(torch.full((3,), 2.0), expected, "out", mistakes={"doubling": torch.full((3,), 2.0)}, inputs="n=3")
     assert failure.value.hint == "your result matches doubling"
-    assert "max abs error 1" in failure.value.message
+    assert "out differs from the expected values" in failure.value.message
+    assert "max abs error 1" in failure.value.details and "max abs error" not in failure.value.message
+
+
+def test_inputs_go_into_the_details_only():
+    """``what`` is public when ``inputs`` are given; without them it may name the inputs, so it is withheld."""
+    with pytest.raises(CheckFailed) as failure:
+        expect_close(torch.zeros(2), torch.ones(2), "out", inputs="n=17")
+    assert failure.value.message.startswith("out differs") and "17" not in failure.value.message
+    assert failure.value.details == "n=17: max abs error 1"
+    with pytest.raises(CheckFailed) as failure:
+        expect_close(torch.zeros(2), torch.ones(2), "out (n=17)")
+    assert failure.value.message.startswith("the result differs") and "17" in failure.value.details
+    with pytest.raises(CheckFailed) as failure:
+        expect_tensor(torch.zeros(2, 5, 3), "out", (2, 3, 5), dims="(B, N, D)", inputs="N=3, D=5")
+    assert "last two dimensions swapped" in failure.value.message and "5" not in failure.value.message
+    with pytest.raises(CheckFailed) as failure:
+        expect_tensor(torch.zeros(2, 4, 5), "out", (2, 3, 5), dims="(B, N, D)", inputs="N=3")
+    assert failure.value.message == "out should have shape (B, N, D), but N is off"
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
@@ -36,7 +54,9 @@ def test_expect_tensor_rejects_lookalikes():
 
     with pytest.raises(CheckFailed, match="should be a torch.Tensor"):
         expect_tensor(AlwaysEqual(), "out")
-    with pytest.raises(CheckFailed, match="shape"):
+    with pytest.raises(CheckFailed, match="dimensions swapped"):
         expect_tensor(torch.zeros(2, 3), "out", (3, 2))
+    with pytest.raises(CheckFailed, match="should have shape"):
+        expect_tensor(torch.zeros(2, 3), "out", (2, 2))
     with pytest.raises(CheckFailed, match="dtype"):
         expect_tensor(torch.zeros(2), "out", (2,), torch.float64)

@@ -49,11 +49,36 @@ def test_graded_run_is_labelled_and_deterministic(capsys):
     assert "graded run" in capsys.readouterr().out
 
 
-def test_graded_run_reports_do_not_describe_the_hidden_inputs(capsys):
-    result = grade_part("demo", 1, [always_fails], lambda: 1, seed=1234)
+@check("fails on drawn inputs")
+def fails_on_drawn_inputs(student, case):
+    n = case.randint(10**6, 10**7)
+    raise CheckFailed("the count is too high", "count again", details=f"n={n}: expected 3, got 4")
+
+
+def test_graded_run_reports_show_the_diagnosis_but_not_the_hidden_inputs(capsys):
+    """The message and the hint hold for any input: graded feedback shows them; the details describe
+    the inputs: only the self-check shows them, and a graded run says so when it withholds them."""
+    result = grade_part("demo", 1, [always_fails, fails_on_drawn_inputs], lambda: 1, seed=1234)
     out = capsys.readouterr().out
-    assert result.points == 0 and "always fails" in out
-    assert "expected something else" not in out and "try again" not in out
+    assert result.points == 0 and "expected something else" in out and "hint: try again" in out
+    assert "the count is too high" in out and "hint: count again" in out
+    assert "n=" not in out and "expected 3" not in out
+    assert out.count("seen on the hidden inputs") == 1  # the check with fixed inputs does not say it
+    grade_part("demo", 1, [fails_on_drawn_inputs], lambda: 1, seed=None)
+    assert "details: n=" in capsys.readouterr().out
+
+
+def test_a_students_error_message_is_a_detail(capsys):
+    """The student's own exception message may quote the hidden inputs: graded feedback names its type only."""
+
+    def raises(*args):
+        raise IndexError("index 1234567 is out of bounds")
+
+    grade_part("demo", 1, [returns_one], raises, seed=1234)
+    out = capsys.readouterr().out
+    assert "your function raised IndexError" in out and "1234567" not in out
+    grade_part("demo", 1, [returns_one], raises, seed=None)
+    assert "1234567" in capsys.readouterr().out
 
 
 def test_not_a_function_fails_every_check(capsys):

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from grading_helpers import contract_tests, failed, run
 from notebook_source import SOLUTIONS
+from variants_week1 import (
+    attention_with,
+    causal_python_if,
+    chunks_with,
+    fit_endpoints,
+    fit_without_logs,
+    online_with,
+    tiled_quadratic,
+    tiled_strips,
+    window_with,
+)
 
 import lcteach
 from lcteach.grading import week1 as grade
@@ -29,35 +39,16 @@ EXERCISES = SOLUTIONS / "week1_foundations" / "exercises.py"
 # ---------------------------------------------------------------- realistic mistakes
 
 
-def _attention_with(scale=None, axis=-1, subtract_max=True, mask_mode="fill", dtype=None):
-    def attention(q, k, v, mask=None):
-        s = q @ k.transpose(-2, -1) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale(q))
-        if mask is not None and mask_mode == "fill":
-            s = s.masked_fill(~mask, float("-inf"))
-        if mask is not None and mask_mode == "inverted":
-            s = s.masked_fill(mask, float("-inf"))
-        if subtract_max:
-            s = s - s.amax(dim=axis, keepdim=True)
-        w = torch.exp(s)
-        w = w / w.sum(dim=axis, keepdim=True)
-        if mask is not None and mask_mode == "after":
-            w = w * mask
-        w = w if dtype is None else w.to(dtype)
-        return w @ v.to(w.dtype), w
-
-    return attention
-
-
 @pytest.mark.parametrize(
     ("mutant", "failing", "hint"),
     [
-        (_attention_with(scale=lambda q: 1.0), "matches softmax", "without the 1/sqrt(d) scaling"),
-        (_attention_with(scale=lambda q: 1 / q.shape[-1]), "matches softmax", "1/d instead of 1/sqrt(d)"),
-        (_attention_with(axis=-2), "each row of the weights sums to 1", ""),
-        (_attention_with(subtract_max=False), "stable for large scores", "subtract each row's maximum"),
-        (_attention_with(mask_mode="inverted"), "a boolean mask", "inverted mask"),
-        (_attention_with(mask_mode="after"), "a boolean mask", "without renormalising"),
-        (_attention_with(dtype=torch.float32), "float64 inputs", "dtype"),
+        (attention_with(scale=lambda d: 1.0), "matches softmax", "without the 1/sqrt(d) scaling"),
+        (attention_with(scale=lambda d: 1 / d), "matches softmax", "1/d instead of 1/sqrt(d)"),
+        (attention_with(axis=-2), "each row of the weights sums to 1", ""),
+        (attention_with(subtract_max=False), "stable for large scores", "subtract each row's maximum"),
+        (attention_with(mask_mode="inverted"), "a boolean mask", "inverted mask"),
+        (attention_with(mask_mode="after"), "a boolean mask", "without renormalising"),
+        (attention_with(dtype=torch.float32), "float64 inputs", "dtype"),
     ],
     ids=[
         "no-scale",
@@ -71,13 +62,13 @@ def _attention_with(scale=None, axis=-1, subtract_max=True, mask_mode="fill", dt
 )
 def test_dense_attention_mutants(mutant, failing, hint, capsys):
     result, report = run(grade.dense_attention, mutant, capsys)
-    assert 0 < result.points < grade.POINTS["dense_attention"], report
+    assert result.points < grade.POINTS["dense_attention"], report
     failures = failed(result)
     assert any(name.startswith(failing) and hint in text for name, text in failures.items()), report
 
 
 def test_softmax_over_queries_is_named(capsys):
-    result, report = run(grade.dense_attention, _attention_with(axis=-2), capsys)
+    result, report = run(grade.dense_attention, attention_with(axis=-2), capsys)
     assert "query axis" in report
 
 
@@ -95,30 +86,16 @@ def test_causal_mutants(mutant, hint, capsys):
 
 
 def test_causal_mask_with_python_if_gets_the_vmap_hint(capsys):
-    def causal(b, h, q_idx, kv_idx):
-        if q_idx >= kv_idx:
-            return True
-        return False
-
-    result, report = run(grade.causal_mask, causal, capsys)
+    result, report = run(grade.causal_mask, causal_python_if, capsys)
     assert result.points == 0 and "vmap" in report
-
-
-def _window_with(check=True, upper=lambda q, kv, w: q - kv < w, causal=True):
-    def generate(window):
-        if check and window < 1:
-            raise ValueError("window must be >= 1")
-        return lambda b, h, q, kv: ((q >= kv) if causal else (q == q)) & upper(q, kv, window)
-
-    return generate
 
 
 @pytest.mark.parametrize(
     ("mutant", "lost", "hint"),
     [
-        (_window_with(upper=lambda q, kv, w: q - kv <= w), 2, "includes the query itself"),
-        (_window_with(upper=lambda q, kv, w: (q - kv).abs() < w, causal=False), 2, "future keys"),
-        (_window_with(check=False), 1, "raise ValueError"),
+        (window_with(upper=lambda q, kv, w: q - kv <= w), 2, "includes the query itself"),
+        (window_with(upper=lambda q, kv, w: (q - kv).abs() < w, causal=False), 2, "future keys"),
+        (window_with(check=False), 1, "raise ValueError"),
     ],
     ids=["window-plus-one", "non-causal", "no-validation"],
 )
@@ -128,27 +105,12 @@ def test_sliding_window_mutants(mutant, lost, hint, capsys):
     assert result.points < grade.POINTS["sliding_window"]
 
 
-def _online_with(rescale=True, subtract_max=True, guard_inf=True):
-    def step(m, l, acc, scores, values):
-        m_new = torch.maximum(m, scores.amax(-1))
-        ref = m_new if not guard_inf else torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        if not subtract_max:
-            ref = torch.zeros_like(m_new)
-        factor = torch.exp(m - ref) if rescale else torch.ones_like(m)
-        if not subtract_max:
-            factor = torch.ones_like(m)
-        p = torch.exp(scores - ref[..., None])
-        return m_new, l * factor + p.sum(-1), acc * factor[..., None] + p @ values
-
-    return step
-
-
 @pytest.mark.parametrize(
     ("mutant", "failing", "hint"),
     [
-        (_online_with(rescale=False), "blocks of random sizes", "exp(m_old - m_new)"),
-        (_online_with(subtract_max=False), "scores of size +-1000", "running maximum"),
-        (_online_with(guard_inf=False), "a fully masked block", "exp(-inf - -inf) is NaN"),
+        (online_with(rescale=False), "blocks of random sizes", "exp(m_old - m_new)"),
+        (online_with(subtract_max=False), "scores of size +-1000", "running maximum"),
+        (online_with(guard_inf=False), "a fully masked block", "exp(-inf - -inf) is NaN"),
     ],
     ids=["no-rescale", "no-max", "nan-on-masked-block"],
 )
@@ -159,30 +121,14 @@ def test_online_softmax_mutants(mutant, failing, hint, capsys):
     assert result.points < grade.POINTS["online_softmax_step"]
 
 
-def quadratic_tiled_attention(q, k, v, block_size=128):
-    """Right values, but through the full (n, n) score matrix."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    return torch.softmax(scores, dim=-1) @ v, torch.logsumexp(scores, dim=-1)
-
-
-def strip_tiled_attention(q, k, v, block_size=128):
-    """One (block, n) strip of scores per query block: linear in n, so it meets the budget."""
-    outs, lses = [], []
-    for i in range(0, q.shape[-2], block_size):
-        scores = q[..., i : i + block_size, :] @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        outs.append(torch.softmax(scores, dim=-1) @ v)
-        lses.append(torch.logsumexp(scores, dim=-1))
-    return torch.cat(outs, dim=-2), torch.cat(lses, dim=-1)
-
-
 def test_quadratic_buffer_fails_the_memory_check(capsys):
-    result, report = run(grade.tiled_attention, quadratic_tiled_attention, capsys)
+    result, report = run(grade.tiled_attention, tiled_quadratic, capsys)
     assert set(failed(result)) == {o.name for o in result.outcomes if "peak memory" in o.name}, report
     assert result.points == 2 and "256.0 MiB" in report
 
 
 def test_linear_strips_meet_the_budget(capsys):
-    result, report = run(grade.tiled_attention, strip_tiled_attention, capsys)
+    result, report = run(grade.tiled_attention, tiled_strips, capsys)
     assert result.points == grade.POINTS["tiled_attention"], report
 
 
@@ -204,34 +150,17 @@ def test_tiled_mistakes_in_values(capsys):
     assert any(name.startswith("ragged") for name in failed(result)), report
 
 
-def _chunks_with(stride_extra=0, keep="first", check=True):
-    def process(fn, x, chunk_size, overlap):
-        if check and overlap >= chunk_size:
-            raise ValueError("overlap must be < chunk_size")
-        n, pieces, done, start = x.shape[1], [], 0, 0
-        while True:
-            end = min(start + chunk_size, n)
-            result = fn(x[:, start:end])
-            if keep == "first":
-                pieces.append(result[:, done - start :])
-            else:  # the later chunk wins the overlap
-                if pieces:
-                    pieces[-1] = pieces[-1][:, : pieces[-1].shape[1] - (done - start)]
-                pieces.append(result)
-            done = end
-            if end == n:
-                return torch.cat(pieces, dim=1)
-            start += chunk_size - overlap + stride_extra
-
-    return process
+def _refuses_only_large_overlaps(chunk_size, overlap):
+    """The argument check of these mutants: overlap >= chunk_size raises, a negative overlap does not."""
+    return overlap < chunk_size
 
 
 @pytest.mark.parametrize(
     ("mutant", "hint"),
     [
-        (_chunks_with(keep="last"), "context only"),
-        (_chunks_with(stride_extra=1), "chunks start every chunk_size - overlap"),
-        (_chunks_with(check=False), "raise ValueError"),
+        (chunks_with(keep="last", check=_refuses_only_large_overlaps), "context only"),
+        (chunks_with(step_extra=1, check=_refuses_only_large_overlaps), "chunks start every chunk_size - overlap"),
+        (chunks_with(check=lambda c, o: True), "raise ValueError"),
     ],
     ids=["later-chunk-wins", "stride-off-by-one", "no-validation"],
 )
@@ -241,15 +170,9 @@ def test_chunk_mutants(mutant, hint, capsys):
 
 
 def test_fit_exponent_mutants(capsys):
-    def endpoints(ns, values):
-        return math.log(values[-1] / values[0]) / math.log(ns[-1] / ns[0])
-
-    def no_logs(ns, values):
-        return float(np.polyfit(ns, values, 1)[0])
-
-    result, report = run(grade.fit_exponent, endpoints, capsys)
+    result, report = run(grade.fit_exponent, fit_endpoints, capsys)
     assert result.points < 2 and "first and last points" in report
-    result, _ = run(grade.fit_exponent, no_logs, capsys)
+    result, _ = run(grade.fit_exponent, fit_without_logs, capsys)
     assert result.points == 0
 
 

@@ -1,7 +1,7 @@
 """Week 1 graders: one part per graded exercise of the Week 1 exercises notebook.
 
 Usage in a graded cell: ``grade.dense_attention(dense_attention)`` runs the self-check on
-public inputs; the hidden test code calls it again with a secret ``seed`` for the grade.
+public inputs; in a graded run the trusted grader runs the same checks on hidden inputs.
 Each part's checks are the ``CHECKS`` of its own module, ``partN_<name>.py`` (N its number in
 the notebook), loaded when the part first grades: importing this package loads no check and
 no reference implementation. A part's record id is ``lcteach.grading.week1.<name>``; graded

@@ -6,28 +6,36 @@ import math
 
 import torch
 
-from lcteach.grading.expectations import expect_close, expect_pair, expect_tensor
+from lcteach.grading.expectations import counted_only_if_right, expect_close, expect_pair, expect_tensor
 from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
 from lcteach.kernels import dense_attention as reference_attention
 from lcteach.measure import format_bytes
 
 
-def _check_tiled(student, case, n_q, n_k, block):
-    d = case.randint(2, 16)
-    q, k, v = case.randn(1, 2, n_q, d), case.randn(1, 2, n_k, d), case.randn(1, 2, n_k, d)
-    out, lse = expect_pair(case.call(student, q, k, v, block_size=block), "tiled_attention", "(out, lse)")
+def _judge_tiled(result, q, k, v, block, with_lse=True):
+    out, lse = expect_pair(result, "tiled_attention", "(out, lse)")
+    inputs = f"Nq={q.shape[-2]}, Nk={k.shape[-2]}, D={q.shape[-1]}, block_size={block}"
     expected_out, _ = reference_attention(q, k, v)
-    out = expect_tensor(out, "out", expected_out.shape, q.dtype)
-    lse = expect_tensor(lse, "lse", expected_out.shape[:-1], q.dtype)
+    out = expect_tensor(out, "out", expected_out.shape, q.dtype, "(B, H, Nq, Dv)", inputs)
+    lse = expect_tensor(lse, "lse", expected_out.shape[:-1], q.dtype, "(B, H, Nq)", inputs)
     expect_close(
         out,
         expected_out,
-        f"out (n_q={n_q}, n_k={n_k}, block_size={block})",
+        "out",
         "fold every key block into the running (m, l, acc) of the query block, then divide acc by l",
+        inputs=inputs,
     )
-    expected_lse = torch.logsumexp(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1)
-    expect_close(lse, expected_lse, "lse", "lse = m + log(l) for each query, with the scaled scores")
+    if not with_lse:  # the measured calls: at their length the reference's lse is another (n, n) matrix
+        return
+    expected_lse = torch.logsumexp(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+    expect_close(lse, expected_lse, "lse", "lse = m + log(l) for each query, with the scaled scores", inputs=inputs)
+
+
+def _check_tiled(student, case, n_q, n_k, block):
+    d = case.randint(2, 16)
+    q, k, v = case.randn(1, 2, n_q, d), case.randn(1, 2, n_k, d), case.randn(1, 2, n_k, d)
+    _judge_tiled(case.call(student, q, k, v, block_size=block), q, k, v, block)
 
 
 @check("matches dense attention when n is a multiple of block_size")
@@ -50,44 +58,47 @@ MEMORY_BLOCK = 256
 
 
 def memory_budget(n: int, dim: int = MEMORY_DIM) -> int:
-    """Bytes tiled attention may allocate at length n: 16 float32 copies of an (n, dim) tensor."""
+    """Bytes tiled attention may allocate at length n: 16 float32 copies of an (n, dim) tensor
+    (32 MiB at n = 8192: an (n, n) score matrix does not fit, a (block, n) strip of scores does)."""
     return 16 * n * dim * 4
 
 
-def _tiled_peak(student, case: Case, n: int) -> int:
-    """Peak memory of one measured call at length n, whose result must be right too."""
+def _tiled_peak(student, case: Case, n: int):
+    """One measured call at length n: (its peak memory, its result, the inputs)."""
     q, k, v = (case.randn(1, 1, n, MEMORY_DIM) for _ in range(3))
     measured = case.measure(q, k, v, block_size=MEMORY_BLOCK)
-    out, lse = expect_pair(measured.value, "tiled_attention", "(out, lse)")
-    expected_out, _ = reference_attention(q, k, v)
-    what = f"out of the measured call (n={n}, block_size={MEMORY_BLOCK})"
-    expect_close(
-        expect_tensor(out, what, expected_out.shape, q.dtype),
-        expected_out,
-        what,
-        "memory is only measured for a right result: pass the checks above first",
-    )
-    return measured.peak_bytes
+    return measured.peak_bytes, measured.value, (q, k, v)
 
 
 @check(f"peak memory is O(n): under budget at n={MEMORY_N}, about 4x when n grows 4x", weight=2)
 def _tiled_memory(student, case):
-    small, large = _tiled_peak(student, case, MEMORY_N // 4), _tiled_peak(student, case, MEMORY_N)
+    (small, small_result, small_inputs), (large, large_result, large_inputs) = (
+        _tiled_peak(student, case, MEMORY_N // 4),
+        _tiled_peak(student, case, MEMORY_N),
+    )
     budget = memory_budget(MEMORY_N)
-    if large > budget:
-        dense = MEMORY_N * MEMORY_N * 4
-        raise CheckFailed(
-            f"at n={MEMORY_N} your function used {format_bytes(large)} at its peak; the budget is "
-            f"{format_bytes(budget)} (one {MEMORY_N} x {MEMORY_N} score matrix alone is {format_bytes(dense)})",
-            "never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
-            "write each query block's result into out as soon as it is done",
-        )
-    if large > 5 * max(small, 1):
-        raise CheckFailed(
-            f"peak memory went from {format_bytes(small)} at n={MEMORY_N // 4} to {format_bytes(large)} "
-            f"at n={MEMORY_N}: x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
-            "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop",
-        )
+
+    def within_budget():
+        if large > budget:
+            dense = MEMORY_N * MEMORY_N * 4
+            raise CheckFailed(
+                f"at n={MEMORY_N} your function used {format_bytes(large)} at its peak; the budget is "
+                f"{format_bytes(budget)} (one {MEMORY_N} x {MEMORY_N} score matrix alone is {format_bytes(dense)})",
+                "never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
+                "write each query block's result into out as soon as it is done",
+            )
+        if large > 5 * max(small, 1):
+            raise CheckFailed(
+                f"peak memory went from {format_bytes(small)} at n={MEMORY_N // 4} to {format_bytes(large)} "
+                f"at n={MEMORY_N}: x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
+                "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop",
+            )
+
+    def values():
+        for result, inputs in ((small_result, small_inputs), (large_result, large_inputs)):
+            _judge_tiled(result, *inputs, MEMORY_BLOCK, with_lse=False)
+
+    counted_only_if_right("the memory is within the budget", within_budget, values)
 
 
 CHECKS = (

@@ -2,7 +2,7 @@
 attention, and reachability through stacked layers. Called from the Week 2 exercises notebook.
 
 Usage in a graded cell: ``grade.strided(generate_strided)`` runs the self-check on public
-inputs; the hidden test code calls it again with a secret ``seed`` for the grade.
+inputs; in a graded run the trusted grader runs the same checks on hidden inputs.
 Each part's checks are the ``CHECKS`` of its own module, ``partN_<name>.py`` (N its number in
 the notebook), loaded when the part first grades; what several parts share is in
 ``common.py``. Importing this package loads no check and no reference implementation. A

@@ -6,42 +6,52 @@ import math
 
 import torch
 
-from lcteach.grading.expectations import expect_value_error
+from lcteach.grading.expectations import counted_if_right, counted_only_if_right, expect_value_error
 from lcteach.grading.probes import call_with_global_seed
 from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
 
 
-def _expect_layout(layout, q_blocks: int, kv_blocks: int, per_row: int, what: str) -> torch.Tensor:
+def _call(q_blocks: int, kv_blocks: int, per_row: int, seed: int) -> str:
+    return f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed})"
+
+
+def _expect_layout(layout, q_blocks: int, kv_blocks: int, per_row: int, inputs: str) -> torch.Tensor:
     """Check one layout's type, shape and per-row count; return it."""
     if type(layout) is not torch.Tensor:
-        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(layout).__name__}")
+        raise CheckFailed(f"the layout should be a torch.Tensor, got {type(layout).__name__}")
     if tuple(layout.shape) != (q_blocks, kv_blocks):
-        hint = (
+        transposed = tuple(layout.shape) == (kv_blocks, q_blocks)
+        raise CheckFailed(
+            "the layout has shape (kv_blocks, q_blocks): it should be (q_blocks, kv_blocks)"
+            if transposed
+            else "the layout should have shape (q_blocks, kv_blocks)",
             "one row per query block: shape (q_blocks, kv_blocks)"
-            if tuple(layout.shape) == (kv_blocks, q_blocks)
-            else "build it with torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)"
+            if transposed
+            else "build it with torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)",
+            details=f"{inputs}: got shape {tuple(layout.shape)}",
         )
-        raise CheckFailed(f"{what} should have shape {(q_blocks, kv_blocks)}, got {tuple(layout.shape)}", hint)
     if layout.dtype != torch.bool:
         raise CheckFailed(
-            f"{what} should be a bool tensor (True = the block is computed), got {layout.dtype}",
+            f"the layout should be a bool tensor (True = the block is computed), got {layout.dtype}",
             "create it with dtype=torch.bool, or compare: layout = counts > 0",
         )
     counts = layout.sum(dim=-1)
     wrong = (counts != per_row).nonzero().flatten()
     if len(wrong):
         row = int(wrong[0])
+        fewer = counts[row] < per_row
         hint = (
             "drawing with replacement (torch.randint) can pick the same block twice; draw distinct blocks, e.g. "
             "torch.randperm(kv_blocks, generator=g)[:blocks_per_row]"
-            if counts[row] < per_row
+            if fewer
             else "mark exactly blocks_per_row blocks in each row"
         )
         raise CheckFailed(
-            f"{what}: row {row} has {int(counts[row])} blocks, expected exactly {per_row} "
-            f"({len(wrong)} of {q_blocks} rows are off)",
+            f"some rows have {'fewer' if fewer else 'more'} than blocks_per_row blocks",
             hint,
+            details=f"{inputs}: row {row} has {int(counts[row])} blocks, expected exactly {per_row} "
+            f"({len(wrong)} of {q_blocks} rows are off)",
         )
     return layout
 
@@ -52,8 +62,20 @@ def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, se
         q_blocks,
         kv_blocks,
         per_row,
-        f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed})",
+        _call(q_blocks, kv_blocks, per_row, seed),
     )
+
+
+def _comparable(a, b) -> bool:
+    """Whether two results can be compared entry by entry (tensors of one shape)."""
+    return type(a) is torch.Tensor and type(b) is torch.Tensor and a.shape == b.shape
+
+
+def _ordinary_layout(student, case):
+    """A layout with many rows of many blocks (a draw with replacement repeats a block in some row),
+    drawn now, checked when called."""
+    q_blocks, kv_blocks, seed = case.randint(12, 20), case.randint(5, 9), case.randint(0, 10**6)
+    return lambda: _layout(student, case, q_blocks, kv_blocks, kv_blocks - 1, seed)
 
 
 @check("bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct blocks in every row")
@@ -76,42 +98,65 @@ def _layout_shape(student, case):
 @check("the same seed gives the same layout; different seeds give different layouts")
 def _layout_seeded(student, case):
     seed = case.randint(0, 10**6)
-    first, again = (_layout(student, case, 12, 10, 3, seed) for _ in range(2))
-    if not torch.equal(first, again):
-        raise CheckFailed(
-            f"two calls with seed={seed} returned different layouts",
-            "make a generator from the seed, g = torch.Generator().manual_seed(seed), and pass "
-            "generator=g to every random call",
-        )
-    for other_seed in (seed + 1, seed + case.randint(2, 1000)):
-        if torch.equal(first, _layout(student, case, 12, 10, 3, other_seed)):
+    others = (seed + 1, seed + case.randint(2, 1000))
+    first, again = (case.call(student, 12, 10, 3, seed) for _ in range(2))
+    layouts = {other_seed: case.call(student, 12, 10, 3, other_seed) for other_seed in others}
+
+    def reproduced():
+        if _comparable(first, again) and not torch.equal(first, again):
             raise CheckFailed(
-                f"seeds {seed} and {other_seed} gave the same layout",
-                "the draws must come from a generator seeded with `seed`",
+                "two calls with the same seed returned different layouts",
+                "make a generator from the seed, g = torch.Generator().manual_seed(seed), and pass "
+                "generator=g to every random call",
+                details=f"seed={seed}",
             )
+        for other_seed, other in layouts.items():
+            if _comparable(first, other) and torch.equal(first, other):
+                raise CheckFailed(
+                    "two different seeds gave the same layout",
+                    "the draws must come from a generator seeded with `seed`",
+                    details=f"seeds {seed} and {other_seed}",
+                )
+
+    def values():
+        for layout_seed, layout in ((seed, first), *layouts.items()):
+            _expect_layout(layout, 12, 10, 3, _call(12, 10, 3, layout_seed))
+
+    counted_only_if_right("the seeds reproduce", reproduced, values)
 
 
 @check("uses its own generator: leaves the global RNGs alone and does not depend on them")
 def _layout_private_rng(student, case):
-    seed, layouts = case.randint(0, 10**6), []
-    for global_seed in (case.randint(0, 1000), case.randint(1001, 2000)):
-        result = case.call(call_with_global_seed, student, global_seed, 10, 8, 3, seed)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed("the grader's measurement returned no result")
-        layout, moved = result
-        if moved:
+    seed = case.randint(0, 10**6)
+    results = [
+        case.call(call_with_global_seed, student, global_seed, 10, 8, 3, seed)
+        for global_seed in (case.randint(0, 1000), case.randint(1001, 2000))
+    ]
+    if not all(isinstance(result, tuple) and len(result) == 2 for result in results):
+        raise CheckFailed("the grader's measurement returned no result")
+    layouts = [layout for layout, _ in results]
+
+    def private():
+        for _, moved in results:
+            if moved:
+                raise CheckFailed(
+                    f"random_block_layout changed the global random state of {', '.join(moved)}",
+                    "torch.manual_seed(seed) and random calls without generator= use the global RNG, which "
+                    "the rest of the notebook shares: make g = torch.Generator().manual_seed(seed) and pass "
+                    "generator=g",
+                )
+        if _comparable(*layouts) and not torch.equal(*layouts):
             raise CheckFailed(
-                f"random_block_layout changed the global random state of {', '.join(moved)}",
-                "torch.manual_seed(seed) and random calls without generator= use the global RNG, which "
-                "the rest of the notebook shares: make g = torch.Generator().manual_seed(seed) and pass "
-                "generator=g",
+                "with the same seed, the layout changed when the global RNG was seeded differently",
+                "your draws come from the global RNG: pass generator=g to every random call",
+                details=f"seed={seed}",
             )
-        layouts.append(_expect_layout(layout, 10, 8, 3, f"random_block_layout(10, 8, 3, seed={seed})"))
-    if not torch.equal(*layouts):
-        raise CheckFailed(
-            f"with seed={seed} the layout changed when the global RNG was seeded differently",
-            "your draws come from the global RNG: pass generator=g to every random call",
-        )
+
+    def values():
+        for layout in layouts:
+            _expect_layout(layout, 10, 8, 3, _call(10, 8, 3, seed))
+
+    counted_only_if_right("the global RNGs are left alone", private, values)
 
 
 UNIFORM_SEEDS = 100  # layouts drawn for the uniformity check
@@ -122,8 +167,10 @@ def _layout_uniform(student, case):
     q_blocks, kv_blocks, per_row = 6, case.randint(6, 8), 2
     start = case.randint(0, 10**6)
     counts = torch.zeros(q_blocks, kv_blocks)
-    for seed in range(start, start + UNIFORM_SEEDS):
-        counts += _layout(student, case, q_blocks, kv_blocks, per_row, seed)
+    with counted_if_right():
+        for seed in range(start, start + UNIFORM_SEEDS):
+            counts += _layout(student, case, q_blocks, kv_blocks, per_row, seed)
+    inputs = f"seeds {start} .. {start + UNIFORM_SEEDS - 1} of random_block_layout({q_blocks}, {kv_blocks}, {per_row})"
     p = per_row / kv_blocks  # the chance that a row holds a given key block
     column = counts.sum(dim=0)
     if column[-1] == 0:
@@ -131,6 +178,7 @@ def _layout_uniform(student, case):
             f"over {UNIFORM_SEEDS} seeds the last key block was never drawn",
             "the upper bound of torch.randint and the size of torch.randperm are exclusive: "
             "draw from all kv_blocks blocks",
+            details=inputs,
         )
     hint = "every key block must be equally likely in every row: no block forced in, none left out"
     # Counts are binomial; allow 5 standard deviations, per key block and per (row, key block) cell.
@@ -138,34 +186,44 @@ def _layout_uniform(student, case):
     col = int((column - expected).abs().argmax())
     if abs(column[col] - expected) > allowed:
         raise CheckFailed(
-            f"over {UNIFORM_SEEDS} seeds of {q_blocks} rows, key block {col} was drawn "
-            f"{int(column[col])} times; a uniform draw gives about {expected:.0f} +- {allowed:.0f}",
+            f"over {UNIFORM_SEEDS} seeds, some key block is drawn far {'more' if column[col] > expected else 'less'} "
+            "often than a uniform draw gives",
             hint,
+            details=f"{inputs}: key block {col} was drawn {int(column[col])} times; a uniform draw gives "
+            f"about {expected:.0f} +- {allowed:.0f}",
         )
     expected, allowed = UNIFORM_SEEDS * p, 5 * math.sqrt(UNIFORM_SEEDS * p * (1 - p))
     row, col = divmod(int((counts - expected).abs().argmax()), kv_blocks)
     if abs(counts[row, col] - expected) > allowed:
         raise CheckFailed(
-            f"over {UNIFORM_SEEDS} seeds, row {row} drew key block {col} {int(counts[row, col])} times; "
-            f"a uniform draw gives about {expected:.0f} +- {allowed:.0f}",
+            f"over {UNIFORM_SEEDS} seeds, some row draws some key block far "
+            f"{'more' if counts[row, col] > expected else 'less'} often than a uniform draw gives",
             hint,
+            details=f"{inputs}: row {row} drew key block {col} {int(counts[row, col])} times; a uniform draw "
+            f"gives about {expected:.0f} +- {allowed:.0f}",
         )
 
 
 @check("blocks_per_row above kv_blocks or below 1 raises ValueError")
 def _layout_invalid(student, case):
     kv_blocks = case.randint(2, 8)
-    for bad in (kv_blocks + 1, 0):
-        expect_value_error(
-            case,
-            student,
-            4,
-            kv_blocks,
-            bad,
-            0,
-            call=f"random_block_layout(4, {kv_blocks}, {bad}, 0)",
-            hint="a row has kv_blocks distinct blocks to choose from: check 1 <= blocks_per_row <= kv_blocks",
-        )
+    ordinary = _ordinary_layout(student, case)
+
+    def raises():
+        for bad, call in ((kv_blocks + 1, "blocks_per_row = kv_blocks + 1"), (0, "blocks_per_row = 0")):
+            expect_value_error(
+                case,
+                student,
+                4,
+                kv_blocks,
+                bad,
+                0,
+                call=call,
+                hint="a row has kv_blocks distinct blocks to choose from: check 1 <= blocks_per_row <= kv_blocks",
+                inputs=f"random_block_layout(4, {kv_blocks}, {bad}, 0)",
+            )
+
+    counted_only_if_right("it raises ValueError", raises, ordinary)
 
 
 CHECKS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lcteach.grading.expectations import expect_value_error
+from lcteach.grading.expectations import counted_only_if_right, expect_value_error
 from lcteach.grading.mask_expectations import expect_mask, grid, materialised, student_mask
 from lcteach.grading.session import Case, check
 from lcteach.grading.week2.common import global_flags, longformer_reference, odd
@@ -17,7 +17,7 @@ def _longformer_mistakes(n: int, window: int, global_tokens) -> dict[str, torch.
     rows, cols = g[:, None], g[None, :]
     band = (i - j).abs() <= radius
     mistakes = {
-        f"a radius of {window}: `window` counts every key of a row, so the radius is window // 2 = {radius}": (
+        "a radius of window: `window` counts every key of a row, so the radius is window // 2": (
             (i - j).abs() <= window
         )
         | rows
@@ -28,14 +28,12 @@ def _longformer_mistakes(n: int, window: int, global_tokens) -> dict[str, torch.
         "global tokens that attend only each other (& instead of |)": band | (rows & cols),
     }
     if radius:
-        mistakes[f"a radius of {radius - 1}: |i - j| <= window // 2 includes the ends"] = (
+        mistakes["a radius one too small: |i - j| <= window // 2 includes the ends"] = (
             ((i - j).abs() < radius) | rows | cols
         )
     if isinstance(global_tokens, int):
         more = torch.arange(n) <= global_tokens
-        mistakes[f"the first {global_tokens + 1} tokens global: a count g means positions 0 .. g-1"] = (
-            band | more[:, None] | more[None, :]
-        )
+        mistakes["one global token too many: a count g means positions 0 .. g-1"] = band | more[:, None] | more[None, :]
     return mistakes
 
 
@@ -45,15 +43,22 @@ def _check_longformer(student, case: Case, n: int, window: int, global_tokens):
     expect_mask(
         student_mask(case, mask_mod, n, n),
         expected,
-        f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
+        "your Longformer mask",
         _longformer_mistakes(n, window, global_tokens),
+        f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
     )
+
+
+def _count(student, case):
+    """The comparison with global tokens as a count, drawn now, run when called."""
+    n = case.randint(16, 48)
+    window, count = odd(case, 3, 9), case.randint(1, 3)
+    return lambda: _check_longformer(student, case, n, window, count)
 
 
 @check("global tokens as a count g: the first g tokens attend everywhere and are attended by all")
 def _longformer_count(student, case):
-    n = case.randint(16, 48)
-    _check_longformer(student, case, n, odd(case, 3, 9), case.randint(1, 3))
+    _count(student, case)()
 
 
 @check("global tokens as a list of positions, anywhere in the sequence")
@@ -66,22 +71,38 @@ def _longformer_positions(student, case):
 @check("window=1 is the query alone; a window covering the sequence is full attention")
 def _longformer_edges(student, case):
     n = case.randint(8, 30)
-    _check_longformer(student, case, n, 1, [case.randint(0, n - 1)])
-    _check_longformer(student, case, n, odd(case, 2 * n - 1, 2 * n + 6), 1)
+    position, wide = case.randint(0, n - 1), odd(case, 2 * n - 1, 2 * n + 6)
+
+    def edges():
+        _check_longformer(student, case, n, 1, [position])
+        _check_longformer(student, case, n, wide, 1)
+
+    counted_only_if_right("the two edge cases are right", edges, _count(student, case))
 
 
 @check("an even window or a window < 1 raises ValueError")
 def _longformer_invalid(student, case):
-    for bad in (2 * case.randint(1, 4), 0, -1):
-        expect_value_error(
-            case,
-            student,
-            bad,
-            1,
-            call=f"generate_longformer({bad}, 1)",
-            hint="a symmetric window holds the query and the same number of keys on each side, so it is "
-            "odd and at least 1: check it and raise ValueError",
-        )
+    even = 2 * case.randint(1, 4)
+    cases = (
+        (even, "an even window", f"generate_longformer({even}, 1)"),
+        (0, "generate_longformer(0, 1)", ""),
+        (-1, "generate_longformer(-1, 1)", ""),
+    )
+
+    def raises():
+        for bad, call, inputs in cases:
+            expect_value_error(
+                case,
+                student,
+                bad,
+                1,
+                call=call,
+                hint="a symmetric window holds the query and the same number of keys on each side, so it is "
+                "odd and at least 1: check it and raise ValueError",
+                inputs=inputs,
+            )
+
+    counted_only_if_right("it raises ValueError", raises, _count(student, case))
 
 
 CHECKS = (

@@ -68,12 +68,13 @@ def _check_bigbird(
     mask_mod = case.call(student, *args, causal=True) if causal else case.call(student, *args)
     if expected is None:
         expected = materialised(_bigbird_reference(window, global_tokens, layout, block_size, causal), n)
-    what = f"generate_bigbird({window}, {global_tokens!r}, layout, {block_size}{', causal=True' if causal else ''})"
+    call = f"generate_bigbird({window}, {global_tokens!r}, layout, {block_size}{', causal=True' if causal else ''})"
     expect_mask(
         student_mask(case, mask_mod, n, n),
         expected,
-        f"{what} over {n} tokens",
+        f"your BigBird mask{' with causal=True' if causal else ''}",
         _bigbird_mistakes(n, window, global_tokens, layout, block_size, causal),
+        f"{call} over {n} tokens, {int(layout.sum())} of {layout.numel()} blocks in the layout",
     )
 
 

@@ -79,19 +79,21 @@ def _check_block_sparse(
         layout[torch.randperm(layout.shape[0], generator=case.generator)[:empty_rows]] = False
     out = case.call(student, q, k, v, layout, block_size)
     expected = reference_block_sparse(q, k, v, layout, block_size)
-    what = f"out (Nq={n_q}, Nk={n_k}, block_size={block_size}, {str(dtype).removeprefix('torch.')})"
-    out = expect_tensor(out, what, expected.shape, dtype)
+    inputs = f"Nq={n_q}, Nk={n_k}, block_size={block_size}, {str(dtype).removeprefix('torch.')}"
+    out = expect_tensor(out, "out", expected.shape, dtype, dims="(B, H, Nq, Dv)", inputs=inputs)
     if empty_rows and not torch.isfinite(out).all():
         raise CheckFailed(
-            f"{what}: a query block with no active key block gives inf or NaN",
+            "out: a query block with no active key block gives inf or NaN",
             "a row with no allowed key has nothing to average: give its queries a zero output",
+            details=inputs,
         )
     expect_close(
         out,
         expected,
-        what,
+        "out",
         "compare with masked dense attention on a small example, block by block",
         mistakes=_block_sparse_mistakes(q, k, v, layout, block_size),
+        inputs=inputs,
     )
 
 
@@ -169,13 +171,14 @@ def _block_sparse_work(student, case):
         q, k, v = (case.randn(batch, heads, n, d) for _ in range(3))
         layout = _work_layout(case)
         expected = reference_block_sparse(q, k, v, layout, WORK_BLOCK)
-        what = f"out of the measured call (n={n}, block_size={WORK_BLOCK}, {_describe(layout)})"
+        what, inputs = "out of the measured call", f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}"
         measured = case.measure(q, k, v, layout, WORK_BLOCK)
         expect_close(
-            expect_tensor(measured.value, what, expected.shape, q.dtype),
+            expect_tensor(measured.value, what, expected.shape, q.dtype, inputs=inputs),
             expected,
             what,
             "work is only measured for a right result: pass the checks above first",
+            inputs=inputs,
         )
         seconds.append(measured.cpu_seconds)
         if dense is None:

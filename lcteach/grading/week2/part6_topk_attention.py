@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from lcteach.grading.expectations import expect_close, expect_pair, expect_tensor
+from lcteach.grading.expectations import counted_only_if_right, expect_close, expect_pair, expect_tensor
 from lcteach.grading.probes import table_mask_mod
 from lcteach.grading.session import Case, check
 from lcteach.kernels import dense_attention as reference_attention
@@ -30,7 +30,7 @@ def _topk_mistakes(q, k, v, top_k: int, causal: bool, mask: torch.Tensor | None)
     kept = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, descending[..., :top_k], True) & allowed
     full = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0) * kept
     mistakes = {
-        f"keeping {top_k + 1} keys per query instead of top_k = {top_k}": keep(descending, top_k + 1, allowed),
+        "keeping top_k + 1 keys per query instead of top_k": keep(descending, top_k + 1, allowed),
         "keeping the smallest scores instead of the largest": keep(ascending, top_k, allowed),
         "a softmax over all keys, zeroed outside the top k without renormalising": (full @ v, full),
         "attention without the 1/sqrt(d) scaling": reference_topk(
@@ -38,9 +38,7 @@ def _topk_mistakes(q, k, v, top_k: int, causal: bool, mask: torch.Tensor | None)
         ),
     }
     if top_k > 1:
-        mistakes[f"keeping {top_k - 1} keys per query instead of top_k = {top_k}"] = keep(
-            descending, top_k - 1, allowed
-        )
+        mistakes["keeping top_k - 1 keys per query instead of top_k"] = keep(descending, top_k - 1, allowed)
     if causal or mask is not None:
         mistakes["the top k chosen among all keys before masking: choose among the allowed keys only"] = keep(
             top_all, top_k, allowed
@@ -70,17 +68,19 @@ def _check_topk(
     expected_out, expected_weights = reference_topk(
         q, k, v, top_k, causal=causal, mask_mod=None if table is None else table_mask_mod(table)
     )
-    out = expect_tensor(out, "out", expected_out.shape, q.dtype)
-    weights = expect_tensor(weights, "weights", expected_weights.shape, q.dtype)
+    (_, heads, n_q, d), n_k = q.shape, k.shape[-2]
+    inputs = f"H={heads}, Nq={n_q}, Nk={n_k}, D={d}, top_k={top_k}{', causal=True' if causal else ''}{note}"
+    out = expect_tensor(out, "out", expected_out.shape, q.dtype, "(B, H, Nq, Dv)", inputs)
+    weights = expect_tensor(weights, "weights", expected_weights.shape, q.dtype, "(B, H, Nq, Nk)", inputs)
     mistakes = _topk_mistakes(q, k, v, top_k, causal, table)
-    what = f"top_k={top_k}{', causal=True' if causal else ''}{note}"
-    expect_close(weights, expected_weights, f"weights ({what})", mistakes={n: w for n, (_, w) in mistakes.items()})
+    expect_close(weights, expected_weights, "weights", mistakes={n: w for n, (_, w) in mistakes.items()}, inputs=inputs)
     expect_close(
         out,
         expected_out,
-        f"out ({what})",
+        "out",
         "the weights are right, so check the product with v",
         mistakes={n: o for n, (o, _) in mistakes.items()},
+        inputs=inputs,
     )
 
 
@@ -95,17 +95,26 @@ def _topk_inputs(case: Case, dtype=torch.float32, n_q: int | None = None, n_k: i
     )
 
 
+def _ordinary_topk(student, case):
+    """The comparison on ordinary inputs, drawn now, run when called."""
+    q, k, v = _topk_inputs(case)
+    top_k = case.randint(2, k.shape[-2] - 2)
+    return lambda: _check_topk(student, case, q, k, v, top_k)
+
+
 @check("keeps each query's top_k highest scores, softmax over those only")
 def _topk_random(student, case):
-    q, k, v = _topk_inputs(case)
-    _check_topk(student, case, q, k, v, case.randint(2, k.shape[-2] - 2))
+    _ordinary_topk(student, case)()
     _check_topk(student, case, *_topk_inputs(case, torch.float64), 1)
 
 
 @check("top_k >= the number of keys is dense attention")
 def _topk_dense(student, case):
     q, k, v = _topk_inputs(case)
-    _check_topk(student, case, q, k, v, k.shape[-2] + case.randint(0, 3))
+    top_k = k.shape[-2] + case.randint(0, 3)
+    counted_only_if_right(
+        "top_k >= Nk is right", lambda: _check_topk(student, case, q, k, v, top_k), _ordinary_topk(student, case)
+    )
 
 
 @check("causal=True: the top_k among keys j <= i; a row with fewer allowed keys keeps them all")

@@ -7,6 +7,7 @@ import torch
 from torch.nn.attention.flex_attention import or_masks
 
 from lcteach.analysis import minimal_layers_for_full_reach as reference_minimal_layers
+from lcteach.grading.expectations import counted_only_if_right
 from lcteach.grading.mask_expectations import grid, materialised
 from lcteach.grading.probes import table_mask_mod
 from lcteach.grading.results import CheckFailed
@@ -30,7 +31,12 @@ def _no_residual_layers(pattern: torch.Tensor, causal: bool) -> int | None:
     return None
 
 
-def _check_layers(student, case: Case, pattern, n: int | None, what: str, causal: bool | None = None):
+def _describe(result) -> str:
+    return "None" if result is None else str(result)
+
+
+def _check_layers(student, case: Case, pattern, n: int | None, what: str, causal: bool | None = None, inputs: str = ""):
+    """``what`` names the pattern in words that hold for any input, ``inputs`` its sizes (the details)."""
     matrix = pattern if isinstance(pattern, torch.Tensor) else materialised(pattern, n)
     expected = reference_minimal_layers(matrix, causal=causal)
     # A mask_mod goes to the student as a lookup in its materialised table, made on the student's side
@@ -62,57 +68,92 @@ def _check_layers(student, case: Case, pattern, n: int | None, what: str, causal
         hint = "for a causal pattern full reach means every key j <= i, not every key"
     elif expected is None:
         hint = "some pair is never reached however many layers: after n - 1 layers nothing new appears, return None"
-    raise CheckFailed(f"{what}: expected {expected}, got {result}", hint)
+    if result is None:
+        problem = "you returned None, but some number of layers reaches every target pair"
+    elif expected is None:
+        problem = "you returned a number of layers, but no depth reaches every target pair"
+    else:
+        problem = f"your count is too {'high' if result > expected else 'low'}"
+    details = f"{inputs + ': ' if inputs else ''}expected {_describe(expected)}, got {_describe(result)}"
+    if inputs:
+        raise CheckFailed(f"{what}: {problem}", hint, details=details)
+    raise CheckFailed(f"{what}: {problem} ({details})", hint)  # fixed inputs: nothing hidden to withhold
+
+
+def _ordinary_window(student, case):
+    """The count for a causal sliding window, drawn now, run when called."""
+    n, window = case.randint(12, 40), case.randint(2, 6)
+    pattern = materialised(reference_sliding_window(window), n)
+    return lambda: _check_layers(
+        student, case, pattern, None, "a causal sliding window", inputs=f"window {window}, n={n}"
+    )
 
 
 @check("a causal sliding window, given as a bool matrix")
 def _layers_window(student, case):
-    n, window = case.randint(12, 40), case.randint(2, 6)
-    pattern = materialised(reference_sliding_window(window), n)
-    _check_layers(student, case, pattern, None, f"a causal sliding window of {window} over {n} tokens")
+    _ordinary_window(student, case)()
 
 
 @check("bidirectional patterns given as mask_mods: window, strided with window, global tokens")
 def _layers_mask_mods(student, case):
     n = case.randint(16, 40)
     window, stride = odd(case, 3, 5), case.randint(3, 6)
-    _check_layers(student, case, reference_symmetric_window(window), n, f"a symmetric window of {window}, n={n}")
+    _check_layers(
+        student, case, reference_symmetric_window(window), n, "a symmetric window", inputs=f"window {window}, n={n}"
+    )
     _check_layers(
         student,
         case,
         or_masks(reference_symmetric_window(3), reference_strided(stride)),
         n,
-        f"a window of 3 with stride {stride}, n={n}",
+        "a window of 3 with a stride",
+        inputs=f"stride {stride}, n={n}",
     )
-    with_global = or_masks(reference_symmetric_window(window), reference_global([case.randint(0, n - 1)]))
-    _check_layers(student, case, with_global, n, f"a symmetric window of {window} with one global token, n={n}")
+    position = case.randint(0, n - 1)
+    with_global = or_masks(reference_symmetric_window(window), reference_global([position]))
+    _check_layers(
+        student,
+        case,
+        with_global,
+        n,
+        "a symmetric window with one global token",
+        inputs=f"window {window}, global token {position}, n={n}",
+    )
 
 
 @check("patterns without the diagonal still reach through the residual")
 def _layers_residual(student, case):
     n = case.randint(6, 20)
     i, j = grid(n, n)
-    _check_layers(student, case, j == i - 1, None, f"each token attends only the previous one, n={n}")
+    _check_layers(student, case, j == i - 1, None, "each token attends only the previous one", inputs=f"n={n}")
     stride = case.randint(2, 4)
     _check_layers(
         student,
         case,
         ((i - j) % stride == 0) & (i != j) | (j == i - 1),
         None,
-        f"previous token and strided keys {stride} apart, without the diagonal, n={n}",
+        "the previous token and strided keys, without the diagonal",
+        inputs=f"stride {stride}, n={n}",
     )
 
 
 @check("n = 1 needs 0 layers; never reaching gives None; causal= overrides the target")
 def _layers_edges(student, case):
-    _check_layers(student, case, torch.ones(1, 1, dtype=torch.bool), None, "a single token")
     n = 2 * case.randint(4, 10)
     i, j = grid(n, n)
     halves = (i < n // 2) == (j < n // 2)
-    _check_layers(student, case, halves, None, f"two halves that never attend each other, n={n}")
-    window = materialised(reference_sliding_window(case.randint(2, 4)), n)
-    _check_layers(student, case, window, None, f"a causal window with causal=False, n={n}", causal=False)
-    _check_layers(student, case, (i - j).abs() <= 1, None, f"a window of 3 with causal=True, n={n}", causal=True)
+    size = case.randint(2, 4)
+    window = materialised(reference_sliding_window(size), n)
+
+    def edges():
+        _check_layers(student, case, torch.ones(1, 1, dtype=torch.bool), None, "a single token")
+        _check_layers(student, case, halves, None, "two halves that never attend each other", inputs=f"n={n}")
+        _check_layers(
+            student, case, window, None, "a causal window with causal=False", False, inputs=f"window {size}, n={n}"
+        )
+        _check_layers(student, case, (i - j).abs() <= 1, None, "a window of 3 with causal=True", True, inputs=f"n={n}")
+
+    counted_only_if_right("the edge cases are right", edges, _ordinary_window(student, case))
 
 
 CHECKS = (

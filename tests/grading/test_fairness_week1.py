@@ -1,0 +1,372 @@
+"""Week 1's fairness corpus (harness: tests/fairness.py): right functions written unlike the
+solution earn full marks; classic mistakes earn what they deserve, fail the check that finds
+them, and graded feedback names them without the hidden inputs."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import torch
+import variants_week1 as variants
+from fairness import Right, Wrong, fairness_tests, mask_mod_raising_with_inputs
+from notebook_source import SOLUTIONS, solution_namespace
+
+from lcteach.grading import week1 as grade
+
+SOLUTION = solution_namespace(SOLUTIONS / "week1_foundations" / "exercises.py")
+
+# ---------------------------------------------------------------- 1. dense attention
+
+
+def dense_softmax_where(q, k, v, mask=None):
+    """torch.softmax, the scale applied to q first (a new tensor), the mask through torch.where."""
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = torch.where(mask, scores, torch.tensor(float("-inf"), dtype=q.dtype))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+def dense_logsumexp(q, k, v, mask=None):
+    """Weights as exp(s - logsumexp(s)), with einsum."""
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.exp(scores - torch.logsumexp(scores, dim=-1, keepdim=True))
+    return torch.einsum("bhqk,bhkd->bhqd", weights, v), weights
+
+
+DENSE = (
+    Right("softmax-and-where", dense_softmax_where),
+    Right("logsumexp-einsum", dense_logsumexp),
+    Wrong(
+        "no-scale",
+        variants.attention_with(scale=lambda d: 1.0),
+        0,
+        "matches softmax",
+        "without the 1/sqrt(d) scaling",
+        not_counted=("returns (out, weights)", "each row", "stable", "leaves q"),
+    ),
+    Wrong(
+        "scale-1/d", variants.attention_with(scale=lambda d: 1 / d), 0, "matches softmax", "1/d instead of 1/sqrt(d)"
+    ),
+    # A key column that the mask blocks entirely gives NaN weights on some inputs, not on others:
+    # the feedback then reads "contains NaN" instead of naming the mistake, so it varies with the seed.
+    Wrong(
+        "softmax-over-queries",
+        variants.attention_with(axis=-2),
+        0,
+        "matches softmax",
+        "query axis",
+        seed_invariant=False,
+    ),
+    Wrong(
+        "no-max-subtraction",
+        variants.attention_with(subtract_max=False),
+        3 * 6 / 7,
+        "stable",
+        "subtract each row's maximum",
+    ),
+    Wrong(
+        "mask-after-softmax",
+        variants.attention_with(mask_mode="after"),
+        3 * 5 / 7,
+        "a boolean mask",
+        "without renormalising",
+    ),
+    Wrong(
+        "scales-q-in-place",
+        variants.attention_with(in_place=True),
+        3 * 6 / 7,
+        "leaves q, k, v",
+        "changed its argument q in place",
+    ),
+)
+
+# ---------------------------------------------------------------- 2. causal mask
+
+
+def causal_difference(b, h, q_idx, kv_idx):
+    return q_idx - kv_idx >= 0
+
+
+def causal_not_later(b, h, q_idx, kv_idx):
+    return ~(kv_idx > q_idx)
+
+
+CAUSAL = (
+    Right("difference", causal_difference),
+    Right("not-later", causal_not_later),
+    Wrong("strict", lambda b, h, q, kv: q > kv, 0, "matches the causal mask", "attend to itself"),
+    Wrong("transposed", lambda b, h, q, kv: q <= kv, 0, "matches the causal mask", "transposed"),
+    Wrong("python-if", variants.causal_python_if, 0, "matches the causal mask", "vmap"),
+)
+
+# ---------------------------------------------------------------- 3. sliding window
+
+
+def window_by_distance(window):
+    if window < 1:
+        raise ValueError(f"the window must hold at least the query, got {window}")
+
+    def sliding(b, h, q_idx, kv_idx):
+        distance = q_idx - kv_idx
+        return (distance >= 0) & (distance <= window - 1)
+
+    return sliding
+
+
+def window_by_closure(window):
+    if not window >= 1:
+        raise ValueError("window < 1")
+    return lambda b, h, q_idx, kv_idx: (kv_idx <= q_idx) & (kv_idx > q_idx - window)
+
+
+WINDOW = (
+    Right("distance", window_by_distance),
+    Right("closure", window_by_closure),
+    Wrong(
+        "window-plus-one",
+        variants.window_with(upper=lambda q, kv, w: q - kv <= w),
+        0,
+        "matches the reference",
+        "one key too long",
+        not_counted=("a window as long", "window < 1"),
+    ),
+    Wrong(
+        "non-causal",
+        variants.window_with(upper=lambda q, kv, w: (q - kv).abs() < w, causal=False),
+        0,
+        "matches the reference",
+        "future keys",
+        not_counted=("window=1",),
+    ),
+    Wrong("no-validation", variants.window_with(check=False), 1.5, "window < 1", "raise ValueError"),
+)
+
+# ---------------------------------------------------------------- 4. online softmax step
+
+
+def online_nan_to_num(m, l, acc, scores, values):
+    """exp(-inf - -inf) is NaN: replaced by 0 afterwards instead of choosing a reference point."""
+    m_new = torch.maximum(m, scores.amax(dim=-1))
+    rescale = torch.exp(m - m_new).nan_to_num(0.0)
+    p = torch.exp(scores - m_new[..., None]).nan_to_num(0.0)
+    return m_new, l * rescale + p.sum(-1), acc * rescale[..., None] + p @ values
+
+
+def online_in_place(m, l, acc, scores, values):
+    """The state updated in place, as real kernels do (the state is the step's to update)."""
+    m_new = torch.maximum(m, scores.amax(dim=-1))
+    safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+    rescale = torch.exp(m - safe)
+    p = torch.exp(scores - safe[..., None])
+    l.mul_(rescale).add_(p.sum(-1))
+    acc.mul_(rescale[..., None]).add_(p @ values)
+    return m_new, l, acc
+
+
+ONLINE = (
+    Right("nan-to-num", online_nan_to_num),
+    Right("state-in-place", online_in_place),
+    Wrong(
+        "no-rescale",
+        variants.online_with(rescale=False),
+        3 * 1 / 5,
+        "blocks of random sizes",
+        "exp(m_old - m_new)",
+        not_counted=("scores of size", "a fully masked block"),
+    ),
+    Wrong("no-max", variants.online_with(subtract_max=False), 3 * 3 / 5, "scores of size", "running maximum"),
+    Wrong("nan-on-masked-block", variants.online_with(guard_inf=False), 3 * 4 / 5, "a fully masked block", "is NaN"),
+)
+
+# ---------------------------------------------------------------- 5. tiled attention
+
+
+def tiled_merging_lse(q, k, v, block_size=128):
+    """Each tile's softmax on its own, merged through log-sum-exp (no online_softmax_step)."""
+    scale = 1 / math.sqrt(q.shape[-1])
+    outs, lses = [], []
+    for i in range(0, q.shape[-2], block_size):
+        q_block = q[..., i : i + block_size, :]
+        lse = torch.full(q_block.shape[:-1], float("-inf"), dtype=q.dtype)
+        out = torch.zeros(*q_block.shape[:-1], v.shape[-1], dtype=q.dtype)
+        for j in range(0, k.shape[-2], block_size):
+            scores = q_block @ k[..., j : j + block_size, :].transpose(-2, -1) * scale
+            tile_lse = torch.logsumexp(scores, dim=-1)
+            tile_out = torch.softmax(scores, dim=-1) @ v[..., j : j + block_size, :]
+            new_lse = torch.logaddexp(lse, tile_lse)
+            out = out * torch.exp(lse - new_lse)[..., None] + tile_out * torch.exp(tile_lse - new_lse)[..., None]
+            lse = new_lse
+        outs.append(out)
+        lses.append(lse)
+    return torch.cat(outs, dim=-2), torch.cat(lses, dim=-1)
+
+
+def tiled_zeros(q, k, v, block_size=128):
+    """A stub of the right shapes: tiny memory, wrong everywhere."""
+    return torch.zeros(*q.shape[:-1], v.shape[-1]), torch.zeros(q.shape[:-1])
+
+
+def tiled_no_scale(q, k, v, block_size=128):
+    return SOLUTION.tiled_attention(q * math.sqrt(q.shape[-1]), k, v, block_size)
+
+
+TILED = (
+    Right("merging-lse", tiled_merging_lse, public=False),
+    Right("strips", variants.tiled_strips, public=False),
+    Wrong("quadratic-buffer", variants.tiled_quadratic, 2, "peak memory", "256.0 MiB"),
+    Wrong("zeros-stub", tiled_zeros, 0, "matches dense attention", "fold every key block", not_counted=("peak",)),
+    Wrong("no-scale", tiled_no_scale, 0, "matches dense attention", "differs from the expected values"),
+)
+
+# ---------------------------------------------------------------- 6. chunked processing
+
+
+def chunks_by_starts(fn, x, chunk_size, overlap):
+    """The starts computed first; each chunk contributes the positions after its predecessor's end."""
+    if overlap < 0 or overlap >= chunk_size:
+        raise ValueError("need 0 <= overlap < chunk_size")
+    n, step = x.shape[1], chunk_size - overlap
+    starts = [0]
+    while starts[-1] + chunk_size < n:
+        starts.append(starts[-1] + step)
+    pieces = []
+    for index, start in enumerate(starts):
+        result = fn(x[:, start : start + chunk_size])
+        pieces.append(result if index == 0 else result[:, overlap:])
+    return torch.cat(pieces, dim=1)
+
+
+def chunks_into_buffer(fn, x, chunk_size, overlap):
+    """Writes each chunk's new positions into an output allocated from the first result."""
+    if not 0 <= overlap < chunk_size:
+        raise ValueError(f"overlap={overlap} with chunk_size={chunk_size}")
+    n, out, done, start = x.shape[1], None, 0, 0
+    while done < n:
+        end = min(start + chunk_size, n)
+        result = fn(x[:, start:end])
+        if out is None:
+            out = result.new_empty(result.shape[0], n, result.shape[-1])
+        out[:, done:end] = result[:, done - start :]
+        done, start = end, start + chunk_size - overlap
+    return out
+
+
+CHUNKS = (
+    Right("starts-first", chunks_by_starts),
+    Right("into-a-buffer", chunks_into_buffer),
+    Wrong(
+        "later-chunk-wins",
+        variants.chunks_with(keep="last"),
+        0,
+        "every position once",
+        "later chunk",
+        not_counted=("overlap 0", "overlap >= chunk_size"),
+    ),
+    Wrong(
+        "ignores-overlap",
+        variants.chunks_with(ignore_overlap=True),
+        0,
+        "every position once",
+        "too far apart",
+        not_counted=("overlap 0", "overlap >= chunk_size"),
+    ),
+    Wrong("stride-off-by-one", variants.chunks_with(step_extra=1), 0, "every position once", "too far apart"),
+    Wrong(
+        "accepts-negative-overlap",
+        variants.chunks_with(check=lambda c, o: o < c),
+        3 * 3 / 4,
+        "overlap >= chunk_size or overlap < 0",
+        "a negative overlap returned",
+    ),
+)
+
+# ---------------------------------------------------------------- 7. fitting the exponent
+
+
+def fit_polyfit_log10(ns, values):
+    """Base-10 logarithms give the same slope; numpy's float64 is a float."""
+    return np.polyfit(np.log10(ns), np.log10(values), 1)[0]
+
+
+def fit_statistics(ns, values):
+    return statistics.linear_regression([math.log(n) for n in ns], [math.log(v) for v in values]).slope
+
+
+def fit_tensor(ns, values):
+    """Right slope, returned as a 0-d tensor."""
+    x, y = torch.tensor(ns, dtype=torch.float64).log(), torch.tensor(values, dtype=torch.float64).log()
+    x = x - x.mean()
+    return (x * (y - y.mean())).sum() / (x**2).sum()
+
+
+FIT = (
+    Right("polyfit-log10", fit_polyfit_log10),
+    Right("statistics", fit_statistics),
+    Wrong("0-d-tensor", fit_tensor, 1.5, "returns a Python float", "not a float"),
+    Wrong("endpoints", variants.fit_endpoints, 1.5, "noisy measurements", "first and last points"),
+    Wrong(
+        "no-logs",
+        variants.fit_without_logs,
+        0,
+        "an exact n^2 law",
+        "expected 2",
+        not_counted=("returns a Python float",),
+    ),
+)
+
+CORPUS = {
+    grade.dense_attention: DENSE,
+    grade.causal_mask: CAUSAL,
+    grade.sliding_window: WINDOW,
+    grade.online_softmax_step: ONLINE,
+    grade.tiled_attention: TILED,
+    grade.process_in_chunks: CHUNKS,
+    grade.fit_exponent: FIT,
+}
+
+(
+    test_every_part_has_a_corpus,
+    test_right_variants_earn_full_marks,
+    test_wrong_variants_earn_what_they_deserve,
+    test_graded_feedback_hides_the_students_inputs,
+) = fairness_tests(grade, CORPUS, raisers={grade.causal_mask: mask_mod_raising_with_inputs})
+
+
+def test_graded_feedback_names_the_mistake_not_the_inputs(capsys):
+    """The issue's examples: the diagnosis ("fn was called on chunks ...", "without the 1/sqrt(d) scaling")
+    reaches graded feedback; the sizes, chunk spans and values the grader drew do not."""
+    from grading_helpers import run
+
+    seen = []
+
+    def recording_chunker(fn, x, chunk_size, overlap):
+        seen.append((x.shape[1], chunk_size, overlap))
+        return variants.chunks_with(step_extra=1)(fn, x, chunk_size, overlap)
+
+    result, _ = run(grade.process_in_chunks, recording_chunker, capsys, 4242)
+    report = result.report()
+    assert "your chunks start too far apart" in report and "chunk_size - overlap" in report
+    assert "[(" not in report and "chunks [" not in report
+    for n, chunk_size, overlap in seen:
+        assert (
+            f"n={n}," not in report and f"chunk_size={chunk_size}" not in report and f"overlap={overlap}" not in report
+        )
+    public = grade.process_in_chunks(recording_chunker)
+    assert "chunk_size=" in public.report() and "[0, " in public.report()  # the self-check shows them
+
+    sizes = []
+
+    def recording_attention(q, k, v, mask=None):
+        sizes.append((q.shape[-2], k.shape[-2], round(float(q.flatten()[0]), 4)))
+        return variants.attention_with(scale=lambda d: 1.0)(q, k, v, mask)
+
+    result, _ = run(grade.dense_attention, recording_attention, capsys, 4242)
+    report = result.report()
+    assert "without the 1/sqrt(d) scaling" in report and "max abs error" not in report
+    for n_q, n_k, first in sizes:
+        assert f"Nq={n_q}" not in report and f"Nk={n_k}" not in report and f"{first}" not in report

@@ -1,0 +1,394 @@
+"""Week 2's fairness corpus (harness: tests/fairness.py): right functions written unlike the
+solution earn full marks; classic mistakes earn what they deserve, fail the check that finds
+them, and graded feedback names them without the hidden inputs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import variants_week2 as variants
+from fairness import Right, Wrong, fairness_tests
+from torch.nn.attention.flex_attention import and_masks, create_mask, or_masks
+
+from lcteach.grading import week2 as grade
+from lcteach.grading.week2 import part5_block_sparse_attention as part5
+
+# ---------------------------------------------------------------- 1. strided
+
+
+def strided_remainder(stride, causal=False):
+    if stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride}")
+
+    def strided(b, h, q_idx, kv_idx):
+        return ((q_idx - kv_idx).remainder(stride) == 0) & ((kv_idx <= q_idx) | (not causal))
+
+    return strided
+
+
+def strided_composed(stride, causal=False):
+    """The pattern and the causal mask composed with and_masks."""
+    if not stride >= 1:
+        raise ValueError("stride < 1")
+
+    def on_stride(b, h, q_idx, kv_idx):
+        return (q_idx - kv_idx) % stride == 0
+
+    return and_masks(variants.SOLUTION.causal_mask, on_stride) if causal else on_stride
+
+
+STRIDED = (
+    Right("remainder", strided_remainder),
+    Right("and-masks", strided_composed),
+    Wrong(
+        "stride-plus-one",
+        variants.strided_with(distance=lambda q, kv, s: (q - kv) % (s + 1) == 0),
+        0,
+        "matches (i - j)",
+        "a stride one too large",
+        not_counted=("stride < 1",),
+    ),
+    Wrong(
+        "fixed-columns",
+        variants.strided_with(distance=lambda q, kv, s: kv % s == 0),
+        0,
+        "matches (i - j)",
+        "multiples of the stride",
+        not_counted=("stride=1", "stride < 1"),
+    ),
+    Wrong(
+        "ignores-causal", variants.strided_with(honour_causal=False), 1, "causal=True keeps", "also looks at later keys"
+    ),
+    Wrong("no-validation", variants.strided_with(check=False), 1.5, "stride < 1", "raise ValueError"),
+)
+
+# ---------------------------------------------------------------- 2. random block layout
+
+
+def layout_multinomial(q_blocks, kv_blocks, blocks_per_row, seed):
+    if blocks_per_row < 1 or blocks_per_row > kv_blocks:
+        raise ValueError(f"blocks_per_row={blocks_per_row} with kv_blocks={kv_blocks}")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.multinomial(torch.ones(q_blocks, kv_blocks), blocks_per_row, generator=generator)
+    return torch.zeros(q_blocks, kv_blocks, dtype=torch.bool).scatter_(-1, chosen, True)
+
+
+LAYOUT = (
+    Right("argsort", variants.layout_argsort),
+    Right("multinomial", layout_multinomial),
+    Wrong(
+        "with-replacement",
+        variants.layout_from(variants.with_replacement),
+        0,
+        "bool (q_blocks, kv_blocks)",
+        "with replacement",
+        not_counted=("the same seed", "uses its own generator", "roughly uniform", "blocks_per_row above"),
+    ),
+    Wrong(
+        "seeds-global-rng",
+        variants.layout_from(variants.randperm, generator=False),
+        1.6,
+        "uses its own generator",
+        "global random",
+    ),
+    Wrong(
+        "own-block-forced",
+        variants.layout_from(variants.own_block_forced),
+        1.6,
+        "roughly uniform",
+        "no block forced in",
+    ),
+    Wrong(
+        "no-validation",
+        variants.layout_from(variants.randperm, check=False),
+        1.6,
+        "blocks_per_row above",
+        "instead of raising",
+    ),
+)
+
+# ---------------------------------------------------------------- 3. Longformer
+
+
+def longformer_composed(window, global_tokens):
+    """or_masks of a window and a global-token mask_mod."""
+    if window < 1 or window % 2 != 1:
+        raise ValueError("the window must be odd and at least 1")
+    positions = range(global_tokens) if isinstance(global_tokens, int) else global_tokens
+
+    def band(b, h, q_idx, kv_idx):
+        return (q_idx - kv_idx).abs() * 2 < window + 1
+
+    def global_pair(b, h, q_idx, kv_idx):
+        flag = q_idx != q_idx
+        for p in positions:
+            flag = flag | (q_idx == p) | (kv_idx == p)
+        return flag
+
+    return or_masks(band, global_pair)
+
+
+def longformer_min_distance(window, global_tokens):
+    """Positions as a tensor: an index is global when its distance to the nearest global position is 0."""
+    if not (window >= 1 and window % 2):
+        raise ValueError(f"bad window {window}")
+    positions = torch.arange(global_tokens) if isinstance(global_tokens, int) else torch.tensor(global_tokens)
+
+    def is_global(idx):
+        return (positions - idx).abs().min() == 0 if len(positions) else idx < 0
+
+    def longformer(b, h, q_idx, kv_idx):
+        return ((q_idx - kv_idx).abs() <= window // 2) | is_global(q_idx) | is_global(kv_idx)
+
+    return longformer
+
+
+LONGFORMER = (
+    Right("or-masks", longformer_composed),
+    Right("min-distance", longformer_min_distance),
+    Wrong(
+        "radius-is-window",
+        variants.longformer_with(radius=lambda w: w),
+        0,
+        "global tokens as a count",
+        "a radius of window",
+        not_counted=("an even window",),
+    ),
+    Wrong("rows-only", variants.longformer_with(cols=False), 0, "global tokens as a count", "global rows only"),
+    Wrong(
+        "count-plus-one",
+        variants.longformer_with(count_extra=1),
+        0.5,
+        "global tokens as a count",
+        "one global token too many",
+        not_counted=("window=1", "an even window"),
+    ),
+)
+
+# ---------------------------------------------------------------- 4. BigBird
+
+
+def bigbird_one_function(window, global_tokens, layout, block_size, causal=False):
+    """The union written out in one mask_mod (building on the notebook's Longformer)."""
+    longformer = variants.SOLUTION.generate_longformer(window, global_tokens)
+
+    def bigbird(b, h, q_idx, kv_idx):
+        allowed = longformer(b, h, q_idx, kv_idx) | layout[q_idx // block_size, kv_idx // block_size]
+        return allowed & (kv_idx <= q_idx) if causal else allowed
+
+    return bigbird
+
+
+def bigbird_token_table(window, global_tokens, layout, block_size, causal=False):
+    """The block layout expanded to a token table first, looked up per pair."""
+    table = layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)
+
+    def blocks(b, h, q_idx, kv_idx):
+        return table[q_idx, kv_idx]
+
+    union = or_masks(variants.SOLUTION.generate_longformer(window, global_tokens), blocks)
+    return and_masks(union, variants.SOLUTION.causal_mask) if causal else union
+
+
+BIGBIRD = (
+    Right("one-function", bigbird_one_function),
+    Right("token-table", bigbird_token_table),
+    Wrong(
+        "transposed-layout",
+        variants.bigbird_with(block_index=lambda layout, q, kv, s: layout[kv // s, q // s]),
+        0,
+        "any block layout",
+        "transposed",
+    ),
+    Wrong("and-instead-of-or", variants.bigbird_with(combine=and_masks), 0, "equals BigBird", "and_masks where"),
+    Wrong(
+        "ignores-causal",
+        variants.bigbird_with(causal_on="nothing"),
+        2,
+        "causal=True",
+        "no causal mask although causal=True",
+    ),
+    Wrong("causal-on-longformer-only", variants.bigbird_with(causal_on="longformer"), 2, "causal=True", "whole union"),
+)
+
+# ---------------------------------------------------------------- 5. block-sparse attention
+
+
+def block_sparse_gathered(q, k, v, layout, block_size):
+    """Per query block, the active key blocks gathered by index_select, masked-softmax free."""
+    n_k = k.shape[-2]
+    out = q.new_zeros(*q.shape[:-1], v.shape[-1])
+    positions = torch.arange(n_k)
+    for qi, row in enumerate(layout.tolist()):
+        keys = positions[torch.tensor(row).repeat_interleave(block_size)[:n_k]]
+        if len(keys) == 0:
+            continue
+        q_block = q[..., qi * block_size : (qi + 1) * block_size, :]
+        scores = q_block @ k.index_select(-2, keys).transpose(-2, -1) / math.sqrt(q.shape[-1])
+        weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+        out[..., qi * block_size : (qi + 1) * block_size, :] = (
+            weights / weights.sum(-1, keepdim=True)
+        ) @ v.index_select(-2, keys)
+    return out
+
+
+def block_sparse_float64_inside(q, k, v, layout, block_size):
+    """Scores and softmax in float64, the output cast back to the inputs' dtype."""
+    out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=torch.float64)
+    for qi, kjs in enumerate(layout):
+        key_blocks = kjs.nonzero().flatten().tolist()
+        if not key_blocks:
+            continue
+        keys = torch.cat([torch.arange(kj * block_size, (kj + 1) * block_size) for kj in key_blocks])
+        keys = keys[keys < k.shape[-2]]
+        rows = slice(qi * block_size, (qi + 1) * block_size)
+        scores = q[..., rows, :].double() @ k[..., keys, :].double().transpose(-2, -1) / math.sqrt(q.shape[-1])
+        out[..., rows, :] = torch.softmax(scores, dim=-1) @ v[..., keys, :].double()
+    return out.to(q.dtype)
+
+
+WORK = part5._block_sparse_work.check_name
+BLOCK_SPARSE = (
+    Right("gathered", block_sparse_gathered, public=False),
+    Right("float64-inside", block_sparse_float64_inside, public=False),
+    Wrong("no-scale", variants.sparse_with(scale=False), 0, "equals masked dense", "without the 1/sqrt(d) scaling"),
+    Wrong(
+        "nan-empty-rows",
+        variants.sparse_with(nan_rows=True),
+        4 * 5 / 6,
+        "a query block with no active",
+        "zero output",
+    ),
+    # The work check's message shows measured times, which vary from run to run.
+    Wrong("dense-then-mask", variants.dense_then_mask, 2, WORK, "dense work", seed_invariant=False),
+)
+
+# ---------------------------------------------------------------- 6. top-k attention
+
+
+def topk_argsort(q, k, v, top_k, causal=False, mask_mod=None):
+    """Ranks from a stable ascending argsort of the negated scores (-(-inf) sorts last)."""
+    n_k = k.shape[-2]
+    allowed = variants.allowed_pairs(q, k, causal, mask_mod)
+    scores = torch.where(allowed, q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), float("-inf"))
+    order = torch.argsort(-scores, dim=-1, stable=True)
+    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(n_k).expand_as(order))
+    kept = (ranks < top_k) & allowed
+    weights = torch.softmax(scores.masked_fill(~kept, float("-inf")), dim=-1)
+    weights = torch.where(kept.any(-1, keepdim=True), weights, torch.zeros_like(weights))
+    return weights @ v, weights
+
+
+def topk_by_counting(q, k, v, top_k, causal=False, mask_mod=None):
+    """Keep a key when fewer than top_k allowed keys beat it (higher, or equal and earlier)."""
+    n_k = k.shape[-2]
+    allowed = variants.allowed_pairs(q, k, causal, mask_mod)
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
+    s_j, s_i = scores[..., :, None, :], scores[..., :, :, None]  # (..., Nq, key i, other key j)
+    earlier = torch.arange(n_k)[None, :] < torch.arange(n_k)[:, None]
+    beaten_by = ((s_j > s_i) | ((s_j == s_i) & earlier)) & allowed[..., :, None, :]
+    kept = (beaten_by.sum(-1) < top_k) & allowed
+    weights = torch.softmax(scores.masked_fill(~kept, float("-inf")), dim=-1).nan_to_num(0.0)
+    return weights @ v, weights
+
+
+TOPK = (
+    Right("argsort-ranks", topk_argsort),
+    Right("counting", topk_by_counting),
+    Wrong(
+        "keeps-k-minus-1",
+        variants.topk_with(keep=lambda k: k - 1),
+        0,
+        "keeps each query's top_k",
+        "top_k - 1 keys",
+        not_counted=("top_k >= the number of keys",),
+    ),
+    Wrong("not-renormalised", variants.topk_with(renormalise=False), 0, "keeps each query's top_k", "renormalising"),
+    Wrong("topk-before-causal", variants.topk_with(causal_first=False), 3 * 3 / 5, "causal=True", "before masking"),
+    Wrong("later-ties", variants.topk_with(later_ties=True), 3 * 4 / 5, "ties at the k-th score", "later key"),
+)
+
+# ---------------------------------------------------------------- 7. layers for full reach
+
+
+def layers_without_early_stop(pattern, n=None, causal=None):
+    """Every power up to n - 1, no shortcut; numpy's integers are accepted as ints."""
+    if callable(pattern):
+        pattern = create_mask(pattern, None, None, n, n, device="cpu")[0, 0]
+    size = pattern.shape[0]
+    causal = bool(not pattern.triu(1).any()) if causal is None else causal
+    target = torch.ones(size, size, dtype=torch.bool).tril() if causal else torch.ones(size, size, dtype=torch.bool)
+    step = (pattern | torch.eye(size, dtype=torch.bool)).double()
+    reach = torch.eye(size, dtype=torch.double)
+    for layers in range(size):
+        if ((reach > 0) | ~target).all():
+            return layers
+        reach = step @ reach
+        reach = (reach > 0).double()
+    return None
+
+
+def layers_by_hops(pattern, n=None, causal=None):
+    """Breadth-first hop counts: the answer is the longest shortest path over the target pairs."""
+    if callable(pattern):
+        pattern = create_mask(pattern, None, None, n, n, device="cpu")[0, 0]
+    size = pattern.shape[0]
+    causal = bool(not pattern.triu(1).any()) if causal is None else causal
+    attends = [set(row.nonzero().flatten().tolist()) for row in pattern]  # i hears j after one layer
+    worst = 0
+    for i in range(size):
+        hops, frontier, seen = 0, {i}, {i}
+        while frontier:  # keys whose information reaches i within `hops` layers
+            new = {j for f in frontier for j in attends[f]} - seen
+            if not new:
+                break
+            hops += 1
+            for j in new:
+                if not causal or j <= i:
+                    worst = max(worst, hops)
+            seen |= new
+            frontier = new
+        needed = set(range(i + 1)) if causal else set(range(size))
+        if not needed <= seen:
+            return None
+    return worst
+
+
+LAYERS = (
+    Right("no-early-stop", layers_without_early_stop),
+    Right("hop-counts", layers_by_hops),
+    Wrong("no-residual", variants.layers_with(residual=False), 1, "patterns without the diagonal", "residual"),
+    Wrong(
+        "plus-one",
+        variants.layers_with(offset=1),
+        0,
+        "a causal sliding window",
+        "off by one",
+        not_counted=("n = 1 needs 0 layers",),
+    ),
+    Wrong(
+        "all-pairs-target",
+        variants.layers_with(causal_target=False),
+        0.5,
+        "a causal sliding window",
+        "for a causal pattern",
+    ),
+)
+
+CORPUS = {
+    grade.strided: STRIDED,
+    grade.random_block_layout: LAYOUT,
+    grade.longformer: LONGFORMER,
+    grade.bigbird: BIGBIRD,
+    grade.block_sparse_attention: BLOCK_SPARSE,
+    grade.topk_attention: TOPK,
+    grade.minimal_layers: LAYERS,
+}
+
+(
+    test_every_part_has_a_corpus,
+    test_right_variants_earn_full_marks,
+    test_wrong_variants_earn_what_they_deserve,
+    test_graded_feedback_hides_the_students_inputs,
+) = fairness_tests(grade, CORPUS)

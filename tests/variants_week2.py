@@ -1,0 +1,214 @@
+"""Week 2's variant builders, shared by its mutant tests (tests/grading/test_week2.py) and its
+fairness corpus (tests/grading/test_fairness_week2.py): each returns a student function that is
+the solution's logic but for the mistakes its arguments switch on (the defaults switch on none)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from notebook_source import SOLUTIONS, solution_namespace
+from torch.nn.attention.flex_attention import and_masks, create_mask, or_masks
+
+SOLUTION = solution_namespace(SOLUTIONS / "week2_sparse" / "exercises.py")
+
+# ---------------------------------------------------------------- 1. strided
+
+
+def strided_with(distance=lambda q, kv, s: (q - kv) % s == 0, honour_causal=True, check=True):
+    def generate_strided(stride, causal=False):
+        if check and stride < 1:
+            raise ValueError("stride must be >= 1")
+        return lambda b, h, q, kv: distance(q, kv, stride) & ((kv <= q) if causal and honour_causal else (q >= 0))
+
+    return generate_strided
+
+
+# ---------------------------------------------------------------- 2. random block layout
+
+
+def layout_from(draw_row, check=True, generator=True):
+    """A random_block_layout whose rows come from ``draw_row(kv_blocks, per_row, generator, row)``."""
+
+    def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):
+        if check and not 1 <= blocks_per_row <= kv_blocks:
+            raise ValueError("bad blocks_per_row")
+        g = torch.Generator().manual_seed(seed) if generator else None
+        if not generator:
+            torch.manual_seed(seed)
+        layout = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+        for row in range(q_blocks):
+            layout[row, draw_row(kv_blocks, blocks_per_row, g, row)] = True
+        return layout
+
+    return random_block_layout
+
+
+def layout_argsort(q_blocks, kv_blocks, blocks_per_row, seed):
+    """All rows at once: the blocks_per_row smallest of uniform draws, which are distinct."""
+    if not 1 <= blocks_per_row <= kv_blocks:
+        raise ValueError("need 1 <= blocks_per_row <= kv_blocks")
+    ranks = torch.rand(q_blocks, kv_blocks, generator=torch.Generator().manual_seed(seed)).argsort(dim=-1)
+    return torch.zeros(q_blocks, kv_blocks, dtype=torch.bool).scatter_(-1, ranks[:, :blocks_per_row], True)
+
+
+def randperm(kv, r, g, row):
+    return torch.randperm(kv, generator=g)[:r]
+
+
+def with_replacement(kv, r, g, row):
+    return torch.randint(0, kv, (r,), generator=g)
+
+
+def never_last(kv, r, g, row):
+    return torch.randperm(kv - 1, generator=g)[:r]
+
+
+def own_block_forced(kv, r, g, row):
+    others = [j for j in torch.randperm(kv, generator=g).tolist() if j != row % kv]
+    return torch.tensor([row % kv] + others[: r - 1])
+
+
+# ---------------------------------------------------------------- 3. Longformer
+
+
+def longformer_with(radius=lambda w: w // 2, rows=True, cols=True, causal=False, count_extra=0):
+    def generate_longformer(window, global_tokens):
+        if window < 1 or window % 2 == 0:
+            raise ValueError("window must be odd and >= 1")
+        positions = range(global_tokens + count_extra) if isinstance(global_tokens, int) else global_tokens
+
+        def is_global(idx):
+            flag = idx < 0
+            for p in positions:
+                flag = flag | (idx == p)
+            return flag
+
+        def longformer(b, h, q, kv):
+            band = ((q - kv >= 0) & (q - kv < window)) if causal else (q - kv).abs() <= radius(window)
+            return band | (is_global(q) if rows else q < 0) | (is_global(kv) if cols else q < 0)
+
+        return longformer
+
+    return generate_longformer
+
+
+# ---------------------------------------------------------------- 4. BigBird
+
+
+def bigbird_with(block_index=lambda layout, q, kv, s: layout[q // s, kv // s], combine=or_masks, causal_on="all"):
+    def generate_bigbird(window, global_tokens, layout, block_size, causal=False):
+        def blocks(b, h, q, kv):
+            return block_index(layout, q, kv, block_size)
+
+        window_part = SOLUTION.generate_longformer(window, global_tokens)
+        if causal and causal_on == "longformer":
+            return or_masks(and_masks(SOLUTION.causal_mask, window_part), blocks)
+        union = combine(window_part, blocks)
+        return and_masks(SOLUTION.causal_mask, union) if causal and causal_on == "all" else union
+
+    return generate_bigbird
+
+
+# ---------------------------------------------------------------- 5. block-sparse attention
+
+
+def dense_then_mask(q, k, v, layout, block_size):
+    """Right values through the full (Nq, Nk) scores and a token mask: dense work."""
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    mask = layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)[:n_q, :n_k]
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v
+
+
+def sparse_with(scale=True, per_block=False, pad_keys=False, transpose=False, nan_rows=False):
+    def block_sparse_attention(q, k, v, layout, block_size):
+        if transpose:
+            layout = layout.T
+        n_k = k.shape[-2]
+        if pad_keys:
+            pad = -n_k % block_size
+            k, v = (torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (k, v))
+            n_k = k.shape[-2]
+        factor = 1 / math.sqrt(q.shape[-1]) if scale else 1.0
+        out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
+        for qi in range(layout.shape[0]):
+            rows = slice(qi * block_size, (qi + 1) * block_size)
+            blocks = [
+                torch.arange(kj * block_size, min((kj + 1) * block_size, n_k))
+                for kj in layout[qi].nonzero().flatten().tolist()
+            ]
+            if not blocks:
+                if nan_rows:  # the softmax of an all-masked row
+                    empty = torch.full((*q[..., rows, :].shape[:-1], 1), float("-inf"), dtype=q.dtype)
+                    out[..., rows, :] = torch.softmax(empty, dim=-1) @ v[..., :1, :]
+                continue
+            if per_block:
+                for keys in blocks:
+                    s = q[..., rows, :] @ k[..., keys, :].transpose(-2, -1) * factor
+                    out[..., rows, :] += torch.softmax(s, dim=-1) @ v[..., keys, :]
+                continue
+            keys = torch.cat(blocks)
+            s = q[..., rows, :] @ k[..., keys, :].transpose(-2, -1) * factor
+            out[..., rows, :] = torch.softmax(s, dim=-1) @ v[..., keys, :]
+        return out
+
+    return block_sparse_attention
+
+
+# ---------------------------------------------------------------- 6. top-k attention
+
+
+def allowed_pairs(q, k, causal=False, mask_mod=None):
+    """The (Nq, Nk) pairs top-k attention may keep: all, the causal ones, and those ``mask_mod`` allows."""
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    allowed = torch.ones(n_q, n_k, dtype=torch.bool)
+    if causal:
+        allowed = allowed.tril()
+    if mask_mod is not None:
+        allowed = allowed & create_mask(mask_mod, None, None, n_q, n_k, device=q.device)[0, 0]
+    return allowed
+
+
+def topk_with(
+    keep=lambda k: k, descending=True, causal_first=True, renormalise=True, honour_causal=True, later_ties=False
+):
+    def topk_attention(q, k, v, top_k, causal=False, mask_mod=None):
+        n_k = k.shape[-2]
+        allowed = allowed_pairs(q, k, causal and honour_causal, mask_mod)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        ranked = scores.masked_fill(~allowed, float("-inf") if descending else float("inf")) if causal_first else scores
+        if later_ties:
+            order = n_k - 1 - torch.sort(ranked.flip(-1), dim=-1, descending=descending, stable=True).indices
+        else:
+            order = torch.sort(ranked, dim=-1, descending=descending, stable=True).indices
+        kept = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, order[..., : keep(top_k)], True) & allowed
+        if renormalise:
+            weights = torch.softmax(scores.masked_fill(~kept, float("-inf")), dim=-1).nan_to_num(0.0)
+        else:
+            weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0) * kept
+        return weights @ v, weights
+
+    return topk_attention
+
+
+# ---------------------------------------------------------------- 7. layers for full reach
+
+
+def layers_with(residual=True, offset=0, causal_target=True):
+    def minimal_layers(pattern, n=None, causal=None):
+        if callable(pattern):
+            pattern = create_mask(pattern, None, None, n, n, device="cpu")[0, 0]
+        size = pattern.shape[0]
+        step = (pattern | torch.eye(size, dtype=torch.bool)) if residual else pattern
+        is_causal = (not pattern.triu(1).any() if causal is None else causal) and causal_target
+        target = torch.ones(size, size, dtype=torch.bool)
+        target = target.tril() if is_causal else target
+        reach = torch.eye(size, dtype=torch.bool) if residual else pattern.clone()
+        for layers in range(0 if residual else 1, size + 1):
+            if (reach | ~target).all():
+                return layers + offset
+            reach = (step.float() @ reach.float()) > 0
+        return None
+
+    return minimal_layers
