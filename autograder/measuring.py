@@ -36,6 +36,7 @@ WORKER_LIMITS = Limits(
 
 
 CELL_MAGICS_RUN = ("time", "timeit", "capture", "prun")  # cell magics whose body the measuring process runs (once)
+_IPYTHON_SYNTAX = TransformerManager()
 
 
 def python_source(cell: str) -> str:
@@ -47,11 +48,11 @@ def python_source(cell: str) -> str:
     """
     head, _, body = cell.lstrip().partition("\n")
     if head.startswith("%%"):
-        if head[2:].split()[:1] not in [[magic] for magic in CELL_MAGICS_RUN]:
+        if head[2:].partition(" ")[0] not in CELL_MAGICS_RUN:
             return ""
         cell = body
     try:
-        return TransformerManager().transform_cell(cell)
+        return _IPYTHON_SYNTAX.transform_cell(cell)
     except Exception:  # noqa: BLE001 - what IPython cannot read runs as it is, and fails as it would
         return cell
 

@@ -91,10 +91,7 @@ def fence() -> None:
     del handle
     torch.nn.functional.scaled_dot_product_attention = _refuse("scaled_dot_product_attention")
     sys.meta_path.insert(0, _Refence())
-    if FLEX_MODULE in sys.modules:
-        sys.modules[FLEX_MODULE].flex_attention = _refuse("flex_attention")
-    else:
-        importlib.import_module(FLEX_MODULE)
+    importlib.import_module(FLEX_MODULE).flex_attention = _refuse("flex_attention")  # loaded before the finder
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def dense_seconds(q, k, v, mask, repeats: int = 3) -> float:
 )
 def _block_sparse_work(student, case):
     batch, heads, n, d = WORK_SHAPE
-    seconds, dense = [], None
+    seconds = []
     for _ in range(WORK_REPEATS):  # new inputs for every call: a remembered answer is no shortcut
         q, k, v = (case.randn(batch, heads, n, d) for _ in range(3))
         layout = _work_layout(case)
@@ -181,8 +181,7 @@ def _block_sparse_work(student, case):
             inputs=inputs,
         )
         seconds.append(measured.cpu_seconds)
-        if dense is None:
-            dense = dense_seconds(q, k, v, _layout_mask(layout, WORK_BLOCK, n, n))
+    dense = dense_seconds(q, k, v, _layout_mask(layout, WORK_BLOCK, n, n))  # inputs of the same size
     if min(seconds) > WORK_RATIO * dense:
         raise CheckFailed(
             f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}: your function took {min(seconds) * 1e3:.0f} ms "
