@@ -1,4 +1,4 @@
-"""Analyses of attention patterns: closed-form complexity and reachability through stacked layers."""
+"""Analyses of attention: closed-form complexity, reachability through stacked layers, and memory traffic."""
 
 from lcteach.analysis.complexity import (
     AttentionCost,
@@ -12,5 +12,12 @@ from lcteach.analysis.complexity import (
     memory_augmented_cost,
     sliding_window_cost,
     strided_cost,
+)
+from lcteach.analysis.memory_traffic import (
+    MemoryTraffic,
+    flash_attention_traffic,
+    flash_block_sizes,
+    simulate_flash_traffic,
+    standard_attention_traffic,
 )
 from lcteach.analysis.reachability import Pattern, hop_counts, minimal_layers_for_full_reach

@@ -1,6 +1,6 @@
 """Pure plot functions by topic: ``plot_*(..., ax=None) -> Figure``; no global state is changed."""
 
-from lcteach.viz.analysis import plot_complexity, plot_hop_counts
+from lcteach.viz.analysis import plot_complexity, plot_hop_counts, plot_memory_traffic
 from lcteach.viz.attention import plot_attention, plot_online_softmax
 from lcteach.viz.chunks import plot_chunks
 from lcteach.viz.masks import plot_composition, plot_mask, plot_pattern

@@ -1,8 +1,8 @@
-"""Pictures of the analyses: hop counts through stacked layers, and the complexity of each method."""
+"""Pictures of the analyses: hop counts through stacked layers, the complexity of each method, memory traffic."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -13,9 +13,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from lcteach.analysis.complexity import AttentionCost
+from lcteach.analysis.memory_traffic import flash_attention_traffic, standard_attention_traffic
 from lcteach.analysis.reachability import Pattern, hop_counts
 from lcteach.masks.evaluation import mask_name
 from lcteach.measure.units import format_bytes
+from lcteach.validation import check_positive_int
 from lcteach.viz.figures import FUTURE_COLOR, UNREACHED_COLOR, colorbar, heatmap, new_axes, two_panels
 
 # One (colour, marker) per method of lcteach.complexity_table, so that lines that run close
@@ -118,4 +120,58 @@ def plot_complexity(rows: Iterable[AttentionCost], *, ax: Axes | None = None, ti
     top.legend(fontsize="small", loc="upper left", ncols=2, title="dashed: causal, solid: bidirectional")
     top.tick_params(labelbottom=True)
     top.set_title(title or "Cost of attention methods over n (log-log)")
+    return fig
+
+
+def plot_memory_traffic(
+    n_values: Sequence[int],
+    head_dim: int,
+    sram_elements: Sequence[int],
+    *,
+    marks: Mapping[str, int] | None = None,
+    loop_order: str = "kv_outer",
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Log-log elements moved between main and on-chip memory by one attention forward pass
+    against the on-chip memory size M (``sram_elements``), one colour per n of ``n_values``:
+    standard attention dashed (lcteach.standard_attention_traffic, flat in M), the tiled
+    pass solid (lcteach.flash_attention_traffic with blocks from M, ``loop_order``).
+    ``marks`` maps a label to an on-chip size in elements, drawn as a dotted vertical line.
+    O(len(n_values) * len(sram_elements)) time."""
+    n_values, sizes = list(n_values), sorted(sram_elements)
+    if not n_values or not sizes:
+        raise ValueError("plot_memory_traffic needs at least one n and at least one on-chip size")
+    for n in n_values:
+        check_positive_int("n", n)
+    for size in [*sizes, *(marks or {}).values()]:
+        check_positive_int("sram_elements", size)
+    fig, ax = new_axes(ax, (8, 5))
+    for index, n in enumerate(n_values):
+        color = _METHOD_COLORS[index % len(_METHOD_COLORS)]
+        standard = standard_attention_traffic(n, head_dim).elements
+        flash = [flash_attention_traffic(n, head_dim, sram_elements=m, loop_order=loop_order).elements for m in sizes]
+        ax.plot(sizes, [standard] * len(sizes), color=color, linestyle="--", label=f"standard, n = {n:,}")
+        ax.plot(sizes, flash, color=color, linestyle="-", linewidth=1.8, label=f"tiled (flash), n = {n:,}")
+    for label, size in (marks or {}).items():
+        ax.axvline(size, color="0.35", linestyle=":", linewidth=1.2, gid=f"mark: {label}")
+        ax.annotate(
+            label,
+            (size, 0.98),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            ha="right",
+            va="top",
+            fontsize="small",
+            color="0.25",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=10)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_xlabel("on-chip memory M (elements)")
+    ax.set_ylabel("elements moved to and from main memory")
+    ax.legend(fontsize="small", loc="lower left", title="dashed: standard, solid: tiled")
+    ax.set_title(title or f"Memory traffic of one attention forward pass, d = {head_dim} (log-log)")
     return fig

@@ -29,7 +29,12 @@
 # 3. cut attention into tiles, skip the ones a causal mask hides, and check the result against
 #    dense attention to the last digit;
 # 4. merge two partial attentions through their log-sum-exps;
-# 5. measure peak memory, forward and backward: $O(n^2)$ for dense, $O(n)$ for tiled.
+# 5. measure peak memory, forward and backward: $O(n^2)$ for dense, $O(n)$ for tiled;
+# 6. derive the backward pass, $dS = P \circ (dP - D)$ with $D = \mathrm{rowsum}(dO \circ O)$,
+#    check every gradient against autograd, and see how FlashAttention-2 tiles it;
+# 7. count the memory traffic between main memory and on-chip memory, $\Theta(nd + n^2)$ for
+#    standard attention against $\Theta(n^2 d^2 / M)$ for tiled, and see from the arithmetic
+#    intensity why the tiled kernel is the fast one on a GPU.
 
 # %%
 import lcteach  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP, see Lecture 1)
@@ -55,8 +60,10 @@ from lcteach import (
     tiled_attention,
     track_peak_memory,
 )
+from lcteach.analysis import flash_attention_traffic, simulate_flash_traffic, standard_attention_traffic
+from lcteach.kernels import tiled as tiled_kernel
 from lcteach.measure import best_seconds
-from lcteach.viz import plot_online_softmax, plot_tiles
+from lcteach.viz import plot_memory_traffic, plot_online_softmax, plot_tiles
 from lcteach.widgets import tiling_explorer
 
 _ = torch.manual_seed(0)
@@ -492,6 +499,317 @@ plot_scaling(
 # </details>
 
 # %% [markdown]
+# ## 7. The backward pass, derived
+#
+# Section 6 took the tiled backward pass on trust and checked it against autograd. Here we
+# derive it. Take one head with $n$ queries and keys, head dim $d$ and $c = 1/\sqrt{d}$, and
+# write the forward pass as three steps:
+#
+# $$S = c\, Q K^\top, \qquad P_{ij} = \frac{e^{S_{ij}}}{\sum_k e^{S_{ik}}}, \qquad O = P V .$$
+#
+# $O$ is the output ("out" so far). For any matrix $X$, $dX$ is the gradient of the loss $L$
+# with respect to it, a matrix of the same shape; the backward pass receives $dO$ and must
+# return $dQ$, $dK$ and $dV$. We go through the three steps backwards.
+#
+# **Through $O = PV$.** Row $i$ of the output is $O_i = \sum_j P_{ij} V_j$. The value row
+# $V_j$ enters every output row $i$ with weight $P_{ij}$, and $P_{ij}$ enters only $O_i$, as
+# the coefficient of $V_j$:
+#
+# $$dV_j = \sum_i P_{ij}\, dO_i \;\Rightarrow\; dV = P^\top dO,
+# \qquad dP_{ij} = dO_i \cdot V_j \;\Rightarrow\; dP = dO\, V^\top .$$
+#
+# **Through the softmax.** Row $i$ of $P$ depends only on row $i$ of $S$, and the derivative
+# of a softmax is $\partial P_{ij} / \partial S_{ik} = P_{ij}(\delta_{jk} - P_{ik})$ (with
+# $\delta_{jk} = 1$ if $j = k$, else 0). By the chain rule,
+#
+# $$dS_{ik} = \sum_j dP_{ij}\, P_{ij} (\delta_{jk} - P_{ik})
+# = P_{ik}\, dP_{ik} - P_{ik} \sum_j P_{ij}\, dP_{ij}
+# = P_{ik} \big(dP_{ik} - D_i\big), \qquad D_i = \sum_j P_{ij}\, dP_{ij} .$$
+#
+# In matrix form, $dS = P \circ (dP - D)$, where $\circ$ multiplies element by element and
+# $D$, one number per query, is subtracted from every entry of its row.
+#
+# **$D$ without $P$.** Written as above, $D_i$ sums over a whole row of $P$ and $dP$: $n$
+# entries, which a tiled kernel never has at once. Substitute $dP_{ij} = dO_i \cdot V_j$ and
+# the sum collapses into the output row:
+#
+# $$D_i = \sum_j P_{ij}\, (dO_i \cdot V_j) = dO_i \cdot \Big(\sum_j P_{ij} V_j\Big) = dO_i \cdot O_i,
+# \qquad D = \mathrm{rowsum}(dO \circ O).$$
+#
+# That is why FlashAttention needs only $O$ (saved by the forward pass) and $dO$ (given) to
+# get $D$: $n$ dot products of length $d$, with no $n \times n$ matrix in sight.
+#
+# **Through $S = c\,QK^\top$.** $S_{ij} = c\, Q_i \cdot K_j$, so $Q_i$ collects the keys it was
+# scored against, and $K_j$ the queries:
+#
+# $$dQ = c\; dS\, K, \qquad dK = c\; dS^\top Q .$$
+#
+# Now check every formula against autograd, on a small float64 example where agreement must
+# be to rounding error (about $10^{-16}$). `retain_grad` asks autograd to keep the gradients of
+# the intermediate $S$ and $P$ too.
+
+# %%
+generator = torch.Generator().manual_seed(3)
+n_small, d_small = 6, 4
+c = d_small**-0.5
+Q, K, V = (torch.randn(n_small, d_small, generator=generator, dtype=torch.float64).requires_grad_() for _ in range(3))
+dO = torch.randn(n_small, d_small, generator=generator, dtype=torch.float64)
+S = c * Q @ K.T
+P = torch.softmax(S, dim=-1)
+O = P @ V
+S.retain_grad()
+P.retain_grad()
+O.backward(dO)  # autograd fills Q.grad, K.grad, V.grad, S.grad, P.grad
+
+# %% [markdown]
+# The formulas, one line each, against what autograd found; the last line compares the two
+# ways of computing $D$ with each other (autograd never forms $D$):
+
+# %%
+with torch.no_grad():
+    dV = P.T @ dO
+    dP = dO @ V.T
+    D = (P * dP).sum(-1, keepdim=True)  # the definition: a sum over a whole row of P
+    dS = P * (dP - D)
+    dQ = c * dS @ K
+    dK = c * dS.T @ Q
+    checks = {
+        "dV = P^T dO": (dV, V.grad),
+        "dP = dO V^T": (dP, P.grad),
+        "dS = P o (dP - D)": (dS, S.grad),
+        "dQ = c dS K": (dQ, Q.grad),
+        "dK = c dS^T Q": (dK, K.grad),
+        "D = rowsum(dO o O)": (D, (dO * O).sum(-1, keepdim=True)),
+    }
+for formula, (ours, reference) in checks.items():
+    print(f"{formula:<20} max |difference| = {(ours - reference).abs().max().item():.1e}")
+
+# %% [markdown]
+# ### The tiled backward pass
+#
+# Cut $Q$ (and with it $O$, $dO$, $dQ$, lse and $D$) into query blocks $i$ and $K$, $V$ (and
+# $dK$, $dV$) into key blocks $j$. Every formula above then works tile by tile, and only three
+# sums cross tiles: $dV_j$ and $dK_j$ add up contributions from every query block, $dQ_i$ from
+# every key block. The weights need not be stored: the forward pass saved the final
+# $\mathrm{lse}_i$, so $P_{ij} = e^{S_{ij} - \mathrm{lse}_i}$ is recomputed exactly, already
+# normalised, with no running max and no rescaling. FlashAttention-2 (Dao, 2023) organises the
+# loops like this:
+#
+# ```text
+# D = rowsum(dO o O)                         # n numbers, once, before the loop
+# dQ = 0                                     # in main memory
+# for each key block j:                      # outer loop: on a GPU, one thread block per j
+#     load K_j, V_j;  dK_j = 0;  dV_j = 0    # stay on chip for the whole inner loop
+#     for each query block i:
+#         load Q_i, dO_i, lse_i, D_i
+#         S_ij  = c * Q_i K_j^T
+#         P_ij  = exp(S_ij - lse_i)          # recomputed, exact: lse_i is final
+#         dV_j += P_ij^T dO_i
+#         dP_ij = dO_i V_j^T
+#         dS_ij = P_ij o (dP_ij - D_i)
+#         dK_j += c * dS_ij^T Q_i
+#         dQ_i += c * dS_ij K_j              # add into main memory (atomic on a GPU)
+#     write dK_j, dV_j                       # once each
+# ```
+#
+# With key blocks outside, $dK_j$ and $dV_j$ are finished on chip and written once; only
+# $dQ$ is accumulated across the outer loop, in main memory. Key blocks are independent of
+# each other, so a GPU gives each to its own thread block and runs them in parallel.
+#
+# lcteach's implementation is `_TiledAttention.backward` in `lcteach/kernels/tiled.py`, the
+# backward pass of `tiled_attention`. Each tile does exactly the lines of the inner loop:
+# `p` is $P_{ij}$ recomputed from the saved lse, `row_term` is $-D$ (plus the gradient of the
+# lse, which `tiled_attention` also returns; it is 0 when only the output is used), and
+# `dq`, `dk`, `dv` accumulate with `+=`. It walks the tiles in the forward pass's order, query
+# blocks outside, and through the same `key_tiles`, so the tiles a mask hides are skipped in
+# both passes. On a CPU all three gradients live in the same memory, so the order changes no
+# result; on a GPU it decides which accumulators can stay on chip.
+
+# %%
+print(inspect.getsource(tiled_kernel._TiledAttention.backward))
+
+# %% [markdown]
+# **Check your understanding.** FlashAttention computes $D = \mathrm{rowsum}(dO \circ O)$
+# before its loop over tiles. What would the tiled backward pass have to do without the
+# identity $D_i = dO_i \cdot O_i$? And what exactly must the forward pass leave behind for
+# the backward pass?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Every tile $dS_{ij} = P_{ij} \circ (dP_{ij} - D_i)$ of query block $i$ needs $D_i$, and the
+# definition $D_i = \sum_j P_{ij}\, dP_{ij}$ sums over **all** keys. Without the identity, each
+# query block would first need a full sweep over every key block, recomputing $P_{ij}$ and
+# $dP_{ij}$ (two more $n \times n \times d$ products over the whole matrix) only to add up
+# $D$, and then a second sweep for the gradients; or the weights would have to be stored,
+# $O(n^2)$ memory. With the identity, $D$ costs $n$ dot products of length $d$ and every tile
+# is self-contained.
+#
+# The forward pass must leave $Q$, $K$, $V$ (the inputs), the output $O$ (for $D$) and one
+# number per query, $\mathrm{lse}_i$: all $O(nd)$. Neither $S$ nor $P$ is kept, and neither
+# are $m$ and $\ell$ separately: $\mathrm{lse} = m + \log \ell$ holds all the backward pass
+# needs of them. $dO$ comes from the layer above.
+#
+# </details>
+
+# %% [markdown]
+# ## 8. Memory traffic: why the tiled kernel is fast
+#
+# Sections 5 and 6 measured the memory attention **holds**. On a GPU the cost that decides
+# its speed is the memory it **moves**. A GPU has two memories: its large main memory (HBM:
+# 80 GB on an H100, read at about 3.35 TB/s) and, inside each of its streaming multiprocessors
+# (SMs), a small on-chip memory (SRAM, the SM's shared memory: a couple of hundred KiB, an
+# order of magnitude faster). Arithmetic happens only on data that is on chip; everything
+# else is loaded from main memory, and every result is stored back. Dao et al. (2022) count the
+# **elements moved between the two** for $n$ tokens, head dim $d$ and an on-chip memory of
+# $M$ elements (one head, forward pass).
+#
+# **Standard attention** (their Algorithm 0) runs three separate steps, each a kernel that
+# reads its inputs from main memory and writes its result back:
+#
+# 1. load $Q$, $K$ ($nd$ each), compute $S = QK^\top$, write $S$ ($n^2$);
+# 2. read $S$ ($n^2$), compute $P = \mathrm{softmax}(S)$, write $P$ ($n^2$);
+# 3. read $P$ ($n^2$) and $V$ ($nd$), compute $O = PV$, write $O$ ($nd$).
+#
+# In all $4n^2 + 4nd$ elements, $\Theta(nd + n^2)$, and $M$ does not appear: the $n \times n$
+# matrices cross the bus twice each, whatever the on-chip memory. `standard_attention_traffic`
+# lists the terms:
+
+# %%
+n_io, d_io = 4_096, 64
+standard = standard_attention_traffic(n_io, d_io)
+print("reads: ", ", ".join(f"{tensor} {count:,}" for tensor, count in standard.reads))
+print("writes:", ", ".join(f"{tensor} {count:,}" for tensor, count in standard.writes))
+print(f"total:  {standard.elements:,} elements = 4n^2 + 4nd = {4 * n_io**2 + 4 * n_io * d_io:,}")
+
+# %% [markdown]
+# **Tiled attention** (their Algorithm 1) sizes its blocks from $M$: key blocks of
+# $B_c = \lceil M / 4d \rceil$ rows and query blocks of $B_r = \min(B_c, d)$ rows, so that
+# $K_j$ and $V_j$ take about half of the on-chip memory and $Q_i$, $O_i$ at most the other
+# half. Its outer loop runs over the $T_c = \lceil n / B_c \rceil$ key blocks, the inner one
+# over the query blocks:
+#
+# - initialise $O = 0$, $\ell = 0$, $m = -\infty$ in main memory: $n(d + 2)$ written;
+# - load each $K_j$, $V_j$ once: $2nd$ read;
+# - in each of the $T_c$ passes of the inner loop, load all of $Q$, $O$, $\ell$, $m$ and write
+#   $O$, $\ell$, $m$ back: $n(2d + 2)$ read and $n(d + 2)$ written per pass.
+#
+# In all $2nd + n(d + 2) + T_c\, n(3d + 4) = \Theta(T_c\, n d)$, and since
+# $T_c \approx n / B_c \approx 4nd / M$,
+#
+# $$\text{elements moved} = \Theta\!\left(\frac{n^2 d^2}{M}\right) \quad \text{(Theorem 2 of the paper).}$$
+#
+# The paper also proves (Proposition 3) that no exact attention algorithm can do
+# asymptotically better for every $M$ between $d$ and $nd$. `flash_attention_traffic` gives the
+# closed form term by term, and `simulate_flash_traffic` walks the loops and adds up every
+# tile it loads and stores, a brute-force count that the tests check against the closed form.
+# Here with the 228 KiB of an H100 SM's shared memory, holding 116,736 float16 elements:
+
+# %%
+h100_sram = 228 * 1024 // 2  # float16 elements in 228 KiB
+flash = flash_attention_traffic(n_io, d_io, sram_elements=h100_sram)
+walked = simulate_flash_traffic(n_io, d_io, block_q=flash.block_q, block_k=flash.block_k)
+print(f"blocks: B_r = {flash.block_q} queries, B_c = {flash.block_k} keys -> T_c = {-(-n_io // flash.block_k)} passes")
+print("reads: ", ", ".join(f"{tensor} {count:,}" for tensor, count in flash.reads))
+print("writes:", ", ".join(f"{tensor} {count:,}" for tensor, count in flash.writes))
+print(f"total:  {flash.elements:,} elements (walking the loop: {walked.elements:,})")
+print(f"standard attention moves {standard.elements / flash.elements:.1f}x as many")
+
+# %% [markdown]
+# FlashAttention-2 swaps the loops in the forward pass, as `lcteach.tiled_attention` does:
+# each query block stays on chip with its running $(m, \ell, a)$ while every key and value
+# block streams past it, and $O$ and the lse are written once. Each pass then moves $2nd$
+# elements instead of $n(3d + 4)$:
+
+# %%
+flash_2 = flash_attention_traffic(n_io, d_io, sram_elements=h100_sram, loop_order="q_outer")
+print("reads: ", ", ".join(f"{tensor} {count:,}" for tensor, count in flash_2.reads))
+print("writes:", ", ".join(f"{tensor} {count:,}" for tensor, count in flash_2.writes))
+print(f"total:  {flash_2.elements:,} elements, {flash_2.elements / flash.elements:.0%} of Algorithm 1's")
+
+# %% [markdown]
+# How the traffic depends on the on-chip memory, at two lengths, with the on-chip memories of
+# real processors marked: an A100 SM has 192 KiB of L1 cache and shared memory together, of
+# which up to 164 KiB can be shared memory; an H100 SM has 256 KiB, up to 228 KiB shared
+# (both in float16 elements); a CPU core's L2 cache holds 1 to 2 MiB (here 2 MiB of float32).
+
+# %%
+on_chip_sizes = [round(2 ** (k / 4)) for k in range(4 * 6, 4 * 21 + 1)]  # 64 to 2^21 elements
+plot_memory_traffic(
+    [4_096, 65_536],
+    64,
+    on_chip_sizes,
+    marks={
+        "A100 SM: 164 KiB (fp16)": 164 * 1024 // 2,
+        "H100 SM: 228 KiB (fp16)": h100_sram,
+        "CPU core L2: 2 MiB (fp32)": 2 * 1024**2 // 4,
+    },
+)
+
+# %% [markdown]
+# **What to notice.** Standard attention's lines are flat: more on-chip memory does not help
+# it, because its steps meet only in main memory. The tiled lines fall with slope $-1$:
+# doubling $M$ halves the number of passes and so the traffic. At the left, blocks of one key
+# ($M \le 4d$) make every pass reload everything and the tiled kernel moves far more than
+# the standard one; the lines cross near $M \approx 3d^2$ (about 12,000 elements, 24 KiB of
+# float16 at $d = 64$), where the key blocks are about $3d/4 = 48$ keys wide. At the right, one block holds
+# every key and the traffic bottoms out at a few $nd$: each input read once, each output
+# written once. At a real SM, tiled attention moves about $M / 3d^2$ times fewer elements
+# (about 7 at an A100 SM, 9 at an H100 SM), at both lengths: the ratio is set by the on-chip
+# memory, not by $n$.
+#
+# **Arithmetic intensity** is FLOPs per byte moved. Both methods do the same $4n^2 d$ FLOPs
+# of the two matrix products. Standard attention moves about $4n^2$ float16 elements ($8n^2$
+# bytes): $d/2 = 32$ FLOPs per byte at $d = 64$. The tiled kernel moves about $3\,T_c\, nd$
+# elements: about $M / 6d \approx 300$ FLOPs per byte at an H100 SM. A GPU's own ratio is its
+# peak arithmetic over its memory bandwidth: an H100 SXM does about 989 TFLOP/s of dense
+# float16 on 3.35 TB/s, about 295 FLOPs per byte; an A100 SXM (80 GB) 312 TFLOP/s on about
+# 2.0 TB/s, about 153. A kernel below that ratio waits for memory and runs at (intensity x
+# bandwidth): standard attention at about a tenth of the H100's peak. A kernel above it waits
+# for arithmetic. That is why the tiled kernel is faster even though it does *more* FLOPs in
+# training (the recomputed $QK^\top$ of section 6): the extra products run on data already on
+# chip, and the bus was the bottleneck.
+
+# %%
+gpus = {"A100 SXM 80 GB": (312e12, 2.039e12), "H100 SXM": (989e12, 3.35e12)}  # dense fp16 FLOP/s, bytes/s
+for name, (flop_rate, bandwidth) in gpus.items():
+    print(f"{name}: {flop_rate / bandwidth:.0f} FLOPs per byte (peak arithmetic / memory bandwidth)")
+print(f"\nFLOPs per byte moved (float16), n = {n_io:,}, d = {d_io}:")
+for label, sram in (("A100 SM", 164 * 1024 // 2), ("H100 SM", h100_sram)):
+    kv_outer = flash_attention_traffic(n_io, d_io, sram_elements=sram)
+    q_outer = flash_attention_traffic(n_io, d_io, sram_elements=sram, loop_order="q_outer")
+    print(
+        f"  {label}: standard {standard.intensity():.0f}, tiled (Algorithm 1) {kv_outer.intensity():.0f}, "
+        f"tiled (FlashAttention-2 order) {q_outer.intensity():.0f}"
+    )
+
+# %% [markdown]
+# (Real kernels choose smaller blocks than the analysis, 64 or 128 rows, tuned so that several
+# thread blocks share an SM and its registers; the analysis gives the shape of the curve, not
+# a kernel's exact traffic.)
+#
+# **Check your understanding.** A new GPU doubles every SM's shared memory and keeps the same
+# memory bandwidth. What happens to the elements moved by standard and by tiled attention at
+# $n = 65{,}536$, $d = 64$? And what does a head dim of 128, on today's H100, do to tiled
+# attention's advantage?
+#
+# <details>
+# <summary>Answer</summary>
+#
+# Standard attention moves $4n^2 + 4nd$ elements either way: $M$ is not in its count. Tiled
+# attention's key blocks double, so the number of passes $T_c$ halves and its traffic nearly
+# halves (`flash_attention_traffic` gives a factor of 1.99 at $n = 65{,}536$): its intensity
+# doubles too, although once a kernel is above the GPU's FLOPs-per-byte ratio it is limited
+# by arithmetic and gets no faster. With $d = 128$ the key blocks $\lceil M / 4d \rceil$ are
+# half as wide and every pass moves twice as much per row, so tiled attention's traffic grows
+# by about 4 ($\propto d^2 / M$), while standard attention's $4n^2$ does not change. The
+# advantage $M / 3d^2$ drops from about 9.5 to about 2.4, and the intensity to about 150
+# FLOPs per byte, half the H100's ratio: a larger head dim needs a larger on-chip memory to
+# keep the same advantage.
+#
+# </details>
+
+# %% [markdown]
 # ## Summary
 #
 # - Every softmax subtracts the max: same result, no overflow.
@@ -502,6 +820,14 @@ plot_scaling(
 # - The lse, $m + \log \ell$, lets partial attentions over disjoint keys be merged exactly.
 # - The backward pass recomputes tiles from the lse instead of storing the weights, so training
 #   is $O(n)$ in memory too.
+# - Backward: $dV = P^\top dO$, $dP = dO\, V^\top$, $dS = P \circ (dP - D)$,
+#   $dQ = c\, dS\, K$, $dK = c\, dS^\top Q$, and $D = \mathrm{rowsum}(dO \circ O)$ needs only
+#   the output, not $P$. FlashAttention-2 loops over key blocks outside, finishing $dK_j$,
+#   $dV_j$ on chip and accumulating $dQ$ across key blocks.
+# - Standard attention moves $\Theta(nd + n^2)$ elements between main and on-chip memory,
+#   tiled attention $\Theta(n^2 d^2 / M)$: about $M / 3d^2$ times fewer at a real SM. That
+#   raises the FLOPs per byte from about $d / 2$ to about a GPU's compute-to-bandwidth ratio,
+#   which is why the tiled kernel is faster though it does more arithmetic in training.
 
 # %% [markdown]
 # ## References
@@ -514,7 +840,12 @@ plot_scaling(
 # - Tri Dao, Daniel Y. Fu, Stefano Ermon, Atri Rudra, Christopher Ré. *FlashAttention: Fast and
 #   Memory-Efficient Exact Attention with IO-Awareness.* NeurIPS 2022.
 #   [arXiv:2205.14135](https://arxiv.org/abs/2205.14135). Tiles kept in on-chip memory, the
-#   recomputing backward pass of section 6, and the analysis of memory traffic on GPUs.
+#   recomputing backward pass of sections 6 and 7, and the analysis of memory traffic on GPUs
+#   of section 8 (Algorithms 0 and 1, Theorem 2, Proposition 3).
+# - Tri Dao. *FlashAttention-2: Faster Attention with Better Parallelism and Work
+#   Partitioning.* 2023. [arXiv:2307.08691](https://arxiv.org/abs/2307.08691). The loop order
+#   of the tiled backward pass of section 7 (key blocks outside) and of the forward pass
+#   (query blocks outside) of section 8.
 # - Tri Dao, Daniel Haziza, Francisco Massa, Grigory Sizov. *Flash-Decoding for long-context
 #   inference.* Blog post, October 2023. Splitting the keys and merging through the lse
 #   (section 4).
@@ -524,8 +855,6 @@ plot_scaling(
 #
 # **Further reading**
 #
-# - Tri Dao. *FlashAttention-2: Faster Attention with Better Parallelism and Work
-#   Partitioning.* 2023. [arXiv:2307.08691](https://arxiv.org/abs/2307.08691).
 # - Jay Shah, Ganesh Bikshandi, Ying Zhang, Vijay Thakkar, Pradeep Ramani, Tri Dao.
 #   *FlashAttention-3: Fast and Accurate Attention with Asynchrony and Low-precision.* 2024.
 #   [arXiv:2407.08608](https://arxiv.org/abs/2407.08608).

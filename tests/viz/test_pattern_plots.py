@@ -1,4 +1,4 @@
-"""lcteach.viz: week-2 pictures are labelled, pure, and draw the library's own numbers."""
+"""lcteach.viz: week-2 pictures and the analysis plots are labelled, pure, and draw the library's own numbers."""
 
 import matplotlib
 
@@ -12,7 +12,9 @@ from torch.nn.attention.flex_attention import and_masks, or_masks  # noqa: E402
 
 from lcteach.analysis import (
     complexity_table,  # noqa: E402
+    flash_attention_traffic,  # noqa: E402
     hop_counts,  # noqa: E402
+    standard_attention_traffic,  # noqa: E402
 )
 from lcteach.experiments import load_recall_results  # noqa: E402
 from lcteach.masks import (  # noqa: E402
@@ -32,6 +34,7 @@ from lcteach.viz import (  # noqa: E402
     plot_complexity,
     plot_composition,
     plot_hop_counts,
+    plot_memory_traffic,
     plot_pattern,
     plot_reach_by_distance,
     plot_recall_accuracy,
@@ -45,6 +48,9 @@ PLOTS = {
     "composition": lambda ax=None: plot_composition(WINDOW, STRIDED, 12, "and", ax=ax),
     "hop_counts": lambda ax=None: plot_hop_counts(WINDOW, 12, 3, ax=ax),
     "complexity": lambda ax=None: plot_complexity(complexity_table([256, 1024, 4096]), ax=ax),
+    "memory_traffic": lambda ax=None: plot_memory_traffic(
+        [256, 4096], 64, [2**k for k in range(8, 20)], marks={"H100 SM": 116_736}, ax=ax
+    ),
     "score_bias": lambda ax=None: plot_score_bias(generate_alibi(4), 12, heads=(0, 3), mask_mod=causal_mask, ax=ax),
     "score_curve": lambda ax=None: plot_score_curve(generate_softcap(20.0), ax=ax),
     "reach_by_distance": lambda ax=None: plot_reach_by_distance(recall_patterns(16, block_size=4), 16, 3, ax=ax),
@@ -219,3 +225,39 @@ def test_plot_recall_accuracy_draws_every_result_and_marks_distances_without_a_p
     assert [len(line.get_xdata()) for line in crosses] == [63 - 15 * depth for depth in shipped.depths]
     with pytest.raises(ValueError, match="none of the results' patterns"):
         plot_recall_accuracy(shipped, {"other": causal_mask})
+
+
+def test_plot_memory_traffic_draws_the_closed_forms_against_on_chip_size():
+    sizes = [2**k for k in range(6, 21)]
+    fig = plot_memory_traffic([4096, 65_536], 64, sizes, marks={"A100 SM": 83_968, "CPU L2": 524_288})
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert list(lines) == [
+        "standard, n = 4,096",
+        "tiled (flash), n = 4,096",
+        "standard, n = 65,536",
+        "tiled (flash), n = 65,536",
+    ]
+    for n in (4096, 65_536):
+        flash, standard = lines[f"tiled (flash), n = {n:,}"], lines[f"standard, n = {n:,}"]
+        assert list(flash.get_xdata()) == sizes
+        assert list(flash.get_ydata()) == [flash_attention_traffic(n, 64, sram_elements=m).elements for m in sizes]
+        assert set(standard.get_ydata()) == {standard_attention_traffic(n, 64).elements}
+        assert standard.get_linestyle() == "--" and flash.get_linestyle() == "-"
+    marks = {line.get_gid(): line.get_xdata()[0] for line in ax.get_lines() if line.get_gid()}
+    assert marks == {"mark: A100 SM": 83_968, "mark: CPU L2": 524_288}
+    assert {text.get_text() for text in ax.texts} == {"A100 SM", "CPU L2"}
+    assert ax.get_xscale() == ax.get_yscale() == "log" and "d = 64" in ax.get_title()
+    assert "on-chip memory" in ax.get_xlabel() and "main memory" in ax.get_ylabel()
+
+
+def test_plot_memory_traffic_follows_the_loop_order_and_rejects_empty_input():
+    sizes = [2**k for k in range(8, 16)]
+    fig = plot_memory_traffic([1024], 32, sizes, loop_order="q_outer")
+    flash = next(line for line in fig.axes[0].get_lines() if line.get_label().startswith("tiled"))
+    expected = [flash_attention_traffic(1024, 32, sram_elements=m, loop_order="q_outer").elements for m in sizes]
+    assert list(flash.get_ydata()) == expected
+    with pytest.raises(ValueError, match="at least one n"):
+        plot_memory_traffic([], 64, sizes)
+    with pytest.raises(ValueError, match="sram_elements must be an integer >= 1"):
+        plot_memory_traffic([1024], 64, sizes, marks={"nothing": 0})
