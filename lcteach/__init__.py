@@ -42,6 +42,7 @@ _API = {  # name -> the subpackage that defines it
         "flex_fallback_reason",
         "topk_attention",
         "ContentAdaptiveAttention",
+        "select_blocks",
     ),
     "lcteach.masks": (
         "causal_mask",

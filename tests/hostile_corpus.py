@@ -102,9 +102,12 @@ WEEK1 = Week(
         "tiled_attention": 4,
         "process_in_chunks": 3,
         "fit_exponent": 2,
+        "causal_tiled_attention": 4,
+        "tiled_attention_backward": 4,
+        "schedule_chunks": 2,
     },
     {"written_chunk_borders": 2},
-    "fit_exponent",
+    "schedule_chunks",
 )
 WEEK2 = Week(
     "week2_sparse",
@@ -116,9 +119,10 @@ WEEK2 = Week(
         "block_sparse_attention": 4,
         "topk_attention": 3,
         "minimal_layers": 2,
+        "select_blocks": 3,
     },
     {"written_reach": 2},
-    "minimal_layers",
+    "select_blocks",
 )
 
 

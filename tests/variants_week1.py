@@ -133,3 +133,108 @@ def fit_endpoints(ns, values):
 
 def fit_without_logs(ns, values):
     return float(np.polyfit(ns, values, 1)[0])
+
+
+# ---------------------------------------------------------------- 8. causal tiled attention
+
+
+def causal_tiled_with(skip="masked", upper=0, width=0, scale=True):
+    """``skip``: "masked" (right: every fully masked tile), "future" (only the tiles above the
+    diagonal) or "none" (every tile computed and masked); ``upper``/``width`` shift the mask's
+    diagonal and the window's far edge; ``scale=False`` drops 1/sqrt(d)."""
+
+    def causal_tiled_attention(q, k, v, block_size=64, window=None):
+        n, d = q.shape[-2], q.shape[-1]
+        factor = 1 / math.sqrt(d) if scale else 1.0
+        out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
+        lse = torch.empty(q.shape[:-1], dtype=q.dtype)
+        for i0 in range(0, n, block_size):
+            i1 = min(i0 + block_size, n)
+            rows = torch.arange(i0, i1)[:, None]
+            first = 0 if window is None or skip != "masked" else max(0, i0 - window + 1) // block_size * block_size
+            last = n if skip == "none" else i1
+            m = torch.full((*q.shape[:-2], i1 - i0), float("-inf"), dtype=q.dtype)
+            l, acc = torch.zeros_like(m), torch.zeros(*q.shape[:-2], i1 - i0, v.shape[-1], dtype=q.dtype)
+            for j0 in range(first, last, block_size):
+                j1 = min(j0 + block_size, n)
+                columns = torch.arange(j0, j1)[None, :]
+                allowed = columns <= rows + upper
+                if window is not None:
+                    allowed &= rows - columns < window + width
+                scores = (q[..., i0:i1, :] @ k[..., j0:j1, :].transpose(-2, -1) * factor).masked_fill(
+                    ~allowed, float("-inf")
+                )
+                m_new = torch.maximum(m, scores.amax(-1))
+                ref = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+                p = torch.exp(scores - ref[..., None])
+                rescale = torch.exp(m - ref)
+                m, l, acc = m_new, l * rescale + p.sum(-1), acc * rescale[..., None] + p @ v[..., j0:j1, :]
+            out[..., i0:i1, :] = acc / l[..., None]
+            lse[..., i0:i1] = m + torch.log(l)
+        return out, lse
+
+    return causal_tiled_attention
+
+
+# ---------------------------------------------------------------- 9. tiled backward
+
+
+def backward_with(centre="D", scale_power=1, transpose_p=True, store_p=False):
+    """The tiled backward with one classic mistake: ``centre`` "none" or "rowsum dP" instead of
+    D = rowsum(dO o O); ``scale_power`` the times 1/sqrt(d) multiplies dq and dk;
+    ``transpose_p=False`` gives dV = P dO; ``store_p`` builds the whole (Nq, Nk) P at once."""
+
+    def tiled_attention_backward(q, k, v, out, lse, d_out, block_size=64):
+        scale = 1 / math.sqrt(q.shape[-1])
+        if store_p:
+            p = torch.exp(q @ k.transpose(-2, -1) * scale - lse[..., None])
+            d_s = p * (d_out @ v.transpose(-2, -1) - (d_out * out).sum(-1, keepdim=True))
+            return d_s @ k * scale, d_s.transpose(-2, -1) @ q * scale, p.transpose(-2, -1) @ d_out
+        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        big_d = (d_out * out).sum(-1)
+        for i0 in range(0, q.shape[-2], block_size):
+            rows = slice(i0, i0 + block_size)
+            for j0 in range(0, k.shape[-2], block_size):
+                keys = slice(j0, j0 + block_size)
+                p = torch.exp(q[..., rows, :] @ k[..., keys, :].transpose(-2, -1) * scale - lse[..., rows, None])
+                d_p = d_out[..., rows, :] @ v[..., keys, :].transpose(-2, -1)
+                if centre == "D":
+                    d_s = p * (d_p - big_d[..., rows, None])
+                elif centre == "rowsum dP":
+                    d_s = p * (d_p - (d_out[..., rows, :] @ v.transpose(-2, -1)).sum(-1, keepdim=True))
+                else:
+                    d_s = p * d_p
+                factor = scale**scale_power
+                dq[..., rows, :] += d_s @ k[..., keys, :] * factor
+                dk[..., keys, :] += d_s.transpose(-2, -1) @ q[..., rows, :] * factor
+                if transpose_p:
+                    dv[..., keys, :] += p.transpose(-2, -1) @ d_out[..., rows, :]
+                else:  # (P dO)[i] = sum_j P[i, j] dO[j]: only defined when Nq == Nk
+                    dv[..., rows, :] += p @ d_out[..., keys, :]
+        return dq, dk, dv
+
+    return tiled_attention_backward
+
+
+# ---------------------------------------------------------------- 10. chunk schedule
+
+
+def schedule_with(fits=lambda cost, budget: cost <= budget, step_extra=0, check=True, ints=True):
+    """``fits`` decides whether a cost fits the budget (right: <=); ``step_extra`` moves the chunk
+    starts; ``check=False`` never raises; ``ints=False`` returns float spans."""
+
+    def schedule_chunks(n, budget_bytes, overlap, bytes_per_token, bytes_per_pair):
+        size = overlap + 1
+        if check and not fits(bytes_per_token * size + bytes_per_pair * size**2, budget_bytes):
+            raise ValueError("the budget is too small")
+        while size < n and fits(bytes_per_token * (size + 1) + bytes_per_pair * (size + 1) ** 2, budget_bytes):
+            size += 1
+        spans, start = [], 0
+        while True:
+            end = min(start + size, n)
+            spans.append((start, end) if ints else (float(start), float(end)))
+            if end == n:
+                return spans
+            start += size - overlap + step_extra
+
+    return schedule_chunks

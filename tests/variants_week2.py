@@ -212,3 +212,42 @@ def layers_with(residual=True, offset=0, causal_target=True):
         return None
 
     return minimal_layers
+
+
+# ---------------------------------------------------------------- 8. content-adaptive blocks
+
+
+def select_with(means="real", largest=True, extra=0, causal_rule="forced"):
+    """``means``: "real" (right), "padded" (zero padding counted) or "sums"; ``largest=False`` keeps
+    the lowest scores; ``extra`` adds to keep; ``causal_rule``: "forced" (right: own block kept and
+    counted), "free" (own block not forced), "ignored" (later blocks allowed), "added" (own block on top)."""
+
+    def select_blocks(q, k, block_size, keep, causal=False):
+        def summary(x):
+            pad = -x.shape[-2] % block_size
+            blocks = torch.nn.functional.pad(x, (0, 0, 0, pad)).unflatten(-2, (-1, block_size))
+            if means == "sums":
+                return blocks.sum(-2)
+            if means == "padded":
+                return blocks.mean(-2)
+            counts = torch.full((blocks.shape[-3],), float(block_size))
+            counts[-1] = block_size - pad
+            return blocks.sum(-2) / counts[:, None]
+
+        scores = summary(q) @ summary(k).transpose(-2, -1)
+        scores = scores if largest else -scores
+        rows, columns = torch.arange(scores.shape[-2])[:, None], torch.arange(scores.shape[-1])[None, :]
+        count = keep + extra
+        if causal and causal_rule != "ignored":
+            scores = scores.masked_fill(columns > rows, float("-inf"))
+            if causal_rule == "forced":
+                scores = scores.masked_fill(columns == rows, float("inf"))
+            if causal_rule == "added":
+                scores = scores.masked_fill(columns == rows, float("-inf"))
+        kept = scores.topk(min(count, scores.shape[-1]), dim=-1).indices
+        layout = torch.zeros(scores.shape, dtype=torch.bool).scatter(-1, kept, True) & (scores > float("-inf"))
+        if causal and causal_rule == "added":
+            layout |= columns == rows
+        return layout
+
+    return select_blocks

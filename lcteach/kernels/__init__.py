@@ -1,9 +1,11 @@
-"""Attention kernels: dense, online softmax, tiled (flash-style), banded, block-sparse, FlexAttention, top-k.
+"""Attention kernels: dense, online softmax, tiled (flash-style), banded, block-sparse, FlexAttention, top-k,
+content-adaptive block selection.
 
 Tensors are (batch, heads, seq, dim); each kernel's docstring gives its shapes and costs.
 """
 
 from lcteach.kernels.banded import banded_attention
+from lcteach.kernels.block_selection import block_means, block_scores, select_blocks
 from lcteach.kernels.block_sparse import block_layout, block_sparse_attention, block_sparse_work
 from lcteach.kernels.dense import dense_attention
 from lcteach.kernels.flex import flex_block_mask, flex_fallback_reason, flex_sparse_attention

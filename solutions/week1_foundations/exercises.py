@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Week 1 exercises: foundations of long-context attention
 #
-# Seven graded parts and one written answer. In each part you write one function; the cell
+# Ten graded parts and one written answer. In each part you write one function; the cell
 # under it checks your work on the spot.
 #
 # **How grading works.** Each check cell runs your function on random inputs and compares the
@@ -23,8 +23,9 @@
 # that part. When you submit, the grader runs your notebook in a sandbox and calls your
 # functions from its own process, on inputs drawn for you alone that you have not seen: those
 # calls decide the grade, so make your function correct rather than make the checks pass.
-# Part 5's memory is measured from outside: your notebook's code runs again in a fresh
-# process, and all the memory that process holds while your function runs counts.
+# The memory of Parts 5 and 9 and the CPU time of Part 8 are measured from outside: your
+# notebook's code runs again in a fresh process, and all the memory that process allocates
+# and all the CPU time it spends while your function runs count.
 #
 # Your graded feedback lists the same checks, and for each failed one the mistake it found and
 # a hint; it leaves out the hidden inputs and the values expected on them (the self-check here
@@ -326,7 +327,190 @@ for n in ns:
 print(f"dense attention time grows like n^{fit_exponent(ns, seconds):.2f} on this machine")
 
 # %% [markdown]
-# ## Part 8: written answer (2 points, graded by your instructor)
+# ## Going further: flash attention in full
+#
+# Parts 8 and 9 finish the flash-attention kernel: the causal version that real language
+# models run, which skips the work its mask hides, and the backward pass that lets you train
+# through it without ever storing the weights (Lecture 3, sections 6 and 7).
+#
+# ## Part 8: causal tiled attention that skips masked tiles (4 points)
+#
+# Write `causal_tiled_attention(q, k, v, block_size=64, window=None)` returning `(out, lse)`
+# as in Part 5, for **causal** attention over one sequence (`q`, `k`, `v` all have `n` rows):
+# query `i` attends to the keys `j <= i`, and with a `window` of `w` only to the last `w` of
+# them, `i - w < j <= i`, the query included (Part 3's convention). Use blocks of `block_size`
+# for the queries and for the keys.
+#
+# The mask decides three kinds of tiles. A tile whose every pair is masked (a key block after
+# the query block, or entirely behind the window) must be **skipped**: never compute its
+# scores. A tile that the mask cuts through (on the diagonal, at the window's far edge) needs
+# the mask inside it: set its masked scores to `-inf` before your `online_softmax_step`. The
+# others are full. The lse is over the allowed keys only.
+#
+# **Graded by measurement:** at n = 4096 (d = 32, block 64, window 128) each query block
+# meets about 3 of the 64 key blocks, and the grader measures the CPU time of your function
+# (in a fresh process, from outside) against lean masked dense attention at the same size:
+# yours must take under 50% of it, with right values. A solution that skips all of them
+# takes about 15%; one that skips only the tiles above the diagonal still computes half of all
+# tiles, one small product at a time, and takes longer than dense attention itself.
+
+
+# %% nbgrader={"grade": false, "grade_id": "causal_tiled_attention", "locked": false, "schema_version": 3, "solution": true}
+def causal_tiled_attention(q, k, v, block_size=64, window=None):
+    """Causal (optionally windowed) attention (out (B, H, n, Dv), lse (B, H, n)) that skips fully masked tiles."""
+    ### BEGIN SOLUTION
+    n = q.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
+    lse = torch.empty(q.shape[:-1], dtype=q.dtype)
+    for i0 in range(0, n, block_size):
+        i1 = min(i0 + block_size, n)
+        rows = torch.arange(i0, i1)[:, None]
+        first_key = 0 if window is None else max(0, i0 - window + 1)
+        m = torch.full(q.shape[:-2] + (i1 - i0,), float("-inf"), dtype=q.dtype)
+        l = torch.zeros_like(m)
+        acc = torch.zeros(*m.shape, v.shape[-1], dtype=q.dtype)
+        for j0 in range(first_key // block_size * block_size, i1, block_size):
+            j1 = min(j0 + block_size, n)
+            scores = q[..., i0:i1, :] @ k[..., j0:j1, :].transpose(-2, -1) * scale
+            columns = torch.arange(j0, j1)[None, :]
+            allowed = columns <= rows
+            if window is not None:
+                allowed &= rows - columns < window
+            if not bool(allowed.all()):
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            m, l, acc = online_softmax_step(m, l, acc, scores, v[..., j0:j1, :])
+        out[..., i0:i1, :] = acc / l[..., None]
+        lse[..., i0:i1] = m + torch.log(l)
+    return out, lse
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_causal_tiled_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+grade.causal_tiled_attention(causal_tiled_attention)
+
+# %% [markdown]
+# ## Part 9: the backward pass, one tile at a time (4 points)
+#
+# Training needs $dQ$, $dK$, $dV$ from the gradient $dO$ of the output. With
+# $S = QK^\top/\sqrt{d}$, $P = \mathrm{softmax}(S)$ and $O = PV$ (Lecture 3, section 7):
+#
+# $$dV = P^\top dO, \qquad dP = dO\,V^\top, \qquad dS = P \circ (dP - D), \qquad
+#   dQ = \frac{dS\,K}{\sqrt{d}}, \qquad dK = \frac{dS^\top Q}{\sqrt{d}},$$
+#
+# where $D_i = \sum_j P_{ij}\, dP_{ij} = \sum_c dO_{ic}\, O_{ic}$: the second form needs only
+# the output, so you can compute $D$ once, before any tile.
+#
+# Write `tiled_attention_backward(q, k, v, out, lse, d_out, block_size=64)` returning
+# `(dq, dk, dv)` for full (non-causal) attention, where `out` and `lse` are what your Part 5
+# forward returned (shapes `(B, H, Nq, Dv)` and `(B, H, Nq)`) and `d_out` is $dO$. Never store
+# $P$: for each tile of a query block and a key block, **recompute** its
+# $P_{ij} = e^{S_{ij} - \mathrm{lse}_i}$ from the scores and the lse, add its share to
+# `dv[j]`, `dk[j]` and `dq[i]`, and drop it. Sizes as in Part 5 (ragged blocks, `Nq != Nk`,
+# blocks longer than the sequence); results keep the inputs' dtype, float64 is checked to
+# about 1e-9.
+#
+# **Graded by measurement:** at n = 4096 (d = 64, block 256) your function's peak memory must
+# stay under 16 MiB (16 float32 copies of one `(n, d)` input; the three gradients take three),
+# 4x the tokens may cost at most 5x the memory, and the gradients must be right. One
+# 4096 x 4096 float32 matrix is 64 MiB.
+
+
+# %% nbgrader={"grade": false, "grade_id": "tiled_attention_backward", "locked": false, "schema_version": 3, "solution": true}
+def tiled_attention_backward(q, k, v, out, lse, d_out, block_size=64):
+    """Gradients (dq, dk, dv) of full attention from the saved (out, lse), recomputing P tile by tile."""
+    ### BEGIN SOLUTION
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    big_d = (d_out * out).sum(dim=-1)  # D_i = rowsum(dO o O), once for all tiles
+    for j0 in range(0, k.shape[-2], block_size):
+        k_block, v_block = k[..., j0 : j0 + block_size, :], v[..., j0 : j0 + block_size, :]
+        for i0 in range(0, q.shape[-2], block_size):
+            rows = slice(i0, i0 + block_size)
+            scores = q[..., rows, :] @ k_block.transpose(-2, -1) * scale
+            p = torch.exp(scores - lse[..., rows, None])
+            dv[..., j0 : j0 + block_size, :] += p.transpose(-2, -1) @ d_out[..., rows, :]
+            d_s = p * (d_out[..., rows, :] @ v_block.transpose(-2, -1) - big_d[..., rows, None])
+            dq[..., rows, :] += d_s @ k_block * scale
+            dk[..., j0 : j0 + block_size, :] += d_s.transpose(-2, -1) @ q[..., rows, :] * scale
+    return dq, dk, dv
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_tiled_attention_backward", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+grade.tiled_attention_backward(tiled_attention_backward)
+
+# %% [markdown]
+# Your forward and backward passes together are a trainable attention layer: wrap them in a
+# `torch.autograd.Function` and gradient checking agrees with autograd through dense
+# attention (this cell is not graded).
+
+
+# %%
+class FlashAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v):
+        out, lse = tiled_attention(q, k, v, block_size=16)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        return tiled_attention_backward(*ctx.saved_tensors, d_out, block_size=16)
+
+
+inputs = [torch.randn(1, 2, 40, 8, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+print("gradcheck:", torch.autograd.gradcheck(FlashAttention.apply, inputs))
+
+# %% [markdown]
+# ## Part 10: chunks that fit a memory budget (2 points)
+#
+# Part 6 took `chunk_size` as given. In practice you pick it from the memory you have
+# (Lecture 5): processing a chunk of $c$ tokens costs about
+#
+# $$\mathrm{cost}(c) = \texttt{bytes\_per\_token}\cdot c + \texttt{bytes\_per\_pair}\cdot c^2$$
+#
+# bytes, activations growing with $c$ and the attention scores with $c^2$. Write
+# `schedule_chunks(n, budget_bytes, overlap, bytes_per_token, bytes_per_pair)` returning the
+# chunks as a list of `(start, end)` tuples of Python ints:
+#
+# - the chunk size is the **largest** $c \le n$ with $\mathrm{cost}(c) \le$ `budget_bytes`
+#   (exactly equal fits);
+# - chunks start every $c -$ `overlap` positions, each `(start, min(start + c, n))`, and the
+#   list stops after the chunk that reaches `n`, as in Part 6;
+# - if not even $c =$ `overlap + 1` fits, raise `ValueError` saying the budget is too small.
+#
+# The arguments are positive ints (`overlap >= 0`). A search over $c$ works; the closed form
+# of the quadratic works too, if you guard against rounding.
+
+
+# %% nbgrader={"grade": false, "grade_id": "schedule_chunks", "locked": false, "schema_version": 3, "solution": true}
+def schedule_chunks(n, budget_bytes, overlap, bytes_per_token, bytes_per_pair):
+    """[(start, end), ...] of the largest chunk whose cost fits budget_bytes, cut with the given overlap."""
+    ### BEGIN SOLUTION
+    def cost(c):
+        return bytes_per_token * c + bytes_per_pair * c * c
+
+    if cost(overlap + 1) > budget_bytes:
+        raise ValueError(f"a budget of {budget_bytes} bytes does not fit a chunk of overlap + 1 = {overlap + 1} tokens")
+    low, high = overlap + 1, n + 1  # cost(low) fits; chunks longer than n are not needed
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if cost(middle) <= budget_bytes else (low, middle)
+    spans, start = [], 0
+    while True:
+        spans.append((start, min(start + low, n)))
+        if start + low >= n:
+            return spans
+        start += low - overlap
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_schedule_chunks", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+grade.schedule_chunks(schedule_chunks)
+
+# %% [markdown]
+# ## Part 11: written answer (2 points, graded by your instructor)
 #
 # In a few sentences: a causal model processes a long document in chunks of 512 tokens with
 # an overlap of 64 (Part 6). (a) What can token 600 not see that full causal attention would

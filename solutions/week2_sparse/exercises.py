@@ -14,11 +14,11 @@
 # %% [markdown]
 # # Week 2 exercises: sparse attention
 #
-# Seven graded parts and one written answer. You build the sparse patterns of the lectures as
+# Eight graded parts and one written answer. You build the sparse patterns of the lectures as
 # FlexAttention `mask_mod`s (strided, Longformer, BigBird), draw a random block layout you can
 # reproduce, write a block-sparse kernel whose work follows the layout, keep only the top-k
-# scores of each query, and count how many stacked layers a pattern needs before every token can
-# hear from every other.
+# scores of each query, count how many stacked layers a pattern needs before every token can
+# hear from every other, and let the input choose its own blocks.
 #
 # **How grading works.** Each check cell runs your function on random inputs and compares the
 # result with the course's reference implementation. It prints which checks passed, what was
@@ -311,12 +311,13 @@ print(f"BigBird at n={n}: {mask.float().mean().item():.1%} of the {n}x{n} pairs"
 # in each row of 64 (1/32 of the pairs), the grader calls your function twice, on new inputs
 # each time, in a fresh process of its own that runs your notebook's cells first, and reads the
 # CPU time of the call from outside that process (all its threads count). The output must be
-# right; the faster call must take under **50%** of the CPU time of lean masked dense
+# right; the faster call must take under **25%** of the CPU time of lean masked dense
 # attention on inputs of the same size (one product for all n x n scores, masked and
 # normalised in place, one product with the values), timed in the grader's process.
 #
 # Computing the n x n scores and masking them afterwards is dense work whatever library does
-# it, so it fails; a kernel that multiplies only the active blocks takes a few percent.
+# it, so it fails; so does computing every block's scores and keeping the active ones (about
+# 60%). A kernel that multiplies only the active blocks takes a few percent.
 
 
 # %% nbgrader={"grade": false, "grade_id": "block_sparse_attention", "locked": false, "schema_version": 3, "solution": true}
@@ -491,7 +492,77 @@ for name, mask_mod in patterns.items():
     print(f"{name:40s} {'never' if layers is None else f'{layers} layers'}")
 
 # %% [markdown]
-# ## Part 8: written answer (2 points, graded by your instructor)
+# ## Part 8: blocks chosen by the content (3 points)
+#
+# Every layout so far was fixed before the input arrived. A **content-adaptive** layout lets
+# the input choose: summarise each block of queries and each block of keys by its mean
+# vector, score each pair of blocks by the dot product of their means, and let every query
+# block keep the key blocks that score highest. This is how MoBA and Quest find the few
+# blocks a query needs at a cost of $T_q T_k$ block scores instead of $N_q N_k$ token scores
+# (Lecture 4).
+#
+# Write `select_blocks(q, k, block_size, keep, causal=False)` returning a bool layout
+# `(B, H, Tq, Tk)` for Part 5's `block_sparse_attention`, with `Tq = ceil(Nq / block_size)`
+# and `Tk = ceil(Nk / block_size)`:
+# - a block's mean is over its rows; the last block may be shorter, and its mean is over its
+#   **real** rows only (no zero padding counted);
+# - the score of query block `i` and key block `j` is `mean_q[i] · mean_k[j]`; each query
+#   block keeps its `keep` highest-scoring key blocks (all of them if there are fewer);
+# - with `causal=True` (then `Nq == Nk`), query block `i` may keep only key blocks `j <= i`,
+#   and it always keeps its own block `i`, which counts as one of the `keep`: a query block
+#   needs its own keys, since they hold the query itself and its nearest neighbours;
+# - `q` and `k` are `(B, H, N, D)`; select for every batch and head on its own.
+#
+# The grader compares your layout with the reference entry by entry on random inputs, where
+# no two scores tie (break ties as you like).
+
+
+# %% nbgrader={"grade": false, "grade_id": "select_blocks", "locked": false, "schema_version": 3, "solution": true}
+def select_blocks(q, k, block_size, keep, causal=False):
+    """Bool layout (B, H, Tq, Tk): each query block's `keep` best key blocks by the dot product of block means."""
+    ### BEGIN SOLUTION
+    def means(x):
+        blocks = x.split(block_size, dim=-2)
+        return torch.stack([block.mean(dim=-2) for block in blocks], dim=-2)
+
+    scores = means(q) @ means(k).transpose(-2, -1)
+    q_blocks, k_blocks = scores.shape[-2:]
+    if causal:
+        i, j = torch.arange(q_blocks)[:, None], torch.arange(k_blocks)[None, :]
+        scores = scores.masked_fill(j > i, float("-inf")).masked_fill(j == i, float("inf"))
+    kept = scores.topk(min(keep, k_blocks), dim=-1).indices
+    layout = torch.zeros(scores.shape, dtype=torch.bool).scatter(-1, kept, True)
+    return layout & (scores > float("-inf"))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_select_blocks", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+grade.select_blocks(select_blocks)
+
+# %% [markdown]
+# Where it pays: below, 64 query blocks each need one far-away key block that holds a copy of
+# their content (plus noise), as in retrieval. A local layout of the same size (the block and
+# its neighbour) misses it; two blocks chosen by the content find it. The error is against
+# dense attention; your Part 5 kernel does the work.
+
+# %%
+generator = torch.Generator().manual_seed(0)
+block, blocks, dim = 16, 64, 32
+k = torch.randn(1, 1, block * blocks, dim, generator=generator)
+v = torch.randn(1, 1, block * blocks, dim, generator=generator)
+source = torch.randperm(blocks, generator=generator)  # query block i needs key block source[i]
+q = 2 * k.unflatten(-2, (blocks, block))[:, :, source].flatten(2, 3)
+q = q + torch.randn(q.shape, generator=generator)
+exact = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(dim), dim=-1) @ v
+local = torch.eye(blocks, dtype=torch.bool) | torch.eye(blocks, dtype=torch.bool).roll(1, dims=0)
+for name, layout in {"local (own block + previous)": local, "select_blocks, keep=2": select_blocks(q, k, block, 2)}.items():
+    layout = layout.expand(1, 1, blocks, blocks)
+    error = (block_sparse_attention(q, k, v, layout, block) - exact).abs().mean().item()
+    found = layout[0, 0, torch.arange(blocks), source].float().mean().item()
+    print(f"{name:30s} finds the needed block for {found:4.0%} of the query blocks, mean error {error:.3f}")
+
+# %% [markdown]
+# ## Part 9: written answer (2 points, graded by your instructor)
 #
 # In a few sentences: a decoder runs 12 layers of causal sliding-window attention with a window
 # of 512 tokens over 8192-token documents. (a) After the 12 layers, how far back can

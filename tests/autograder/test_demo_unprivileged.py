@@ -34,7 +34,7 @@ def test_make_demo_grades_a_class_as_an_ordinary_user(ordinary_account, record_p
         assert result.returncode == 0, output[-6000:]
         assert "PermissionError" not in output and "Traceback" not in output, output[-6000:]
         scores = dict(re.findall(r"^(full|partial|untouched|missing|broken)\s+\S+\s+(\S+)", output, re.M))
-        assert scores["full"] == "18/20" and scores["untouched"] == "0/20", output[-6000:]
+        assert scores["full"] == "28/30" and scores["untouched"] == "0/30", output[-6000:]
         assert "gradebook check: sound" in output
     finally:
         shutil.rmtree(workspace, ignore_errors=True)

@@ -4,8 +4,8 @@ Each case starts from the full solution and edits it as a student trying a trick
 must score what its functions earn and no more (tests/hostile_corpus.py). Part points:
 strided 2, random_block_layout 2, longformer 2, bigbird 3 (built on longformer),
 block_sparse_attention 4 (its last check, 2 points, measures CPU time from outside against
-masked dense attention), topk_attention 3, minimal_layers 2; the written answer (2) waits for
-a human. Set LCTEACH_HOSTILE_CASES=name,name to grade a few cases only.
+masked dense attention), topk_attention 3, minimal_layers 2, select_blocks 3; the written
+answer (2) waits for a human. Set LCTEACH_HOSTILE_CASES=name,name to grade a few cases only.
 """
 
 from __future__ import annotations
@@ -739,7 +739,7 @@ CASES = [
         "w2_segfault",
         "kernel",
         (prefix("topk_attention", "import ctypes\nctypes.string_at(0)"),),
-        W.without("topk_attention", "minimal_layers"),
+        W.without("topk_attention", "minimal_layers", "select_blocks"),
         report=("the kernel died",),
         note="a segmentation fault in a solution cell",
     ),

@@ -319,6 +319,163 @@ FIT = (
     ),
 )
 
+# ---------------------------------------------------------------- 8. causal tiled attention
+
+
+def causal_strips(q, k, v, block_size=64, window=None):
+    """One strip of keys per query block, from the window's first key to the block's last row, in one
+    softmax: no online state, but the work still follows the window."""
+    n = q.shape[-2]
+    outs, lses = [], []
+    for i0 in range(0, n, block_size):
+        i1 = min(i0 + block_size, n)
+        first = 0 if window is None else max(0, i0 - window + 1)
+        scores = q[..., i0:i1, :] @ k[..., first:i1, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        rows, columns = torch.arange(i0, i1)[:, None], torch.arange(first, i1)[None, :]
+        allowed = (columns <= rows) & ((rows - columns < window) if window is not None else True)
+        scores = torch.where(allowed, scores, torch.tensor(float("-inf"), dtype=q.dtype))
+        outs.append(torch.softmax(scores, dim=-1) @ v[..., first:i1, :])
+        lses.append(torch.logsumexp(scores, dim=-1))
+    return torch.cat(outs, dim=-2), torch.cat(lses, dim=-1)
+
+
+CAUSAL_TILED = (
+    Right("mask-every-visited-tile", variants.causal_tiled_with(), public=False),
+    Right("one-strip-per-query-block", causal_strips, public=False),
+    Wrong(
+        "skips-only-future-tiles",
+        variants.causal_tiled_with(skip="future"),
+        2,
+        "skips the masked tiles",
+        "skipping the future tiles alone",
+        seed_invariant=False,
+    ),
+    Wrong(
+        "no-skipping",
+        variants.causal_tiled_with(skip="none"),
+        2,
+        "skips the masked tiles",
+        "loop only over the key blocks",
+        seed_invariant=False,
+    ),
+    Wrong(
+        "strict-diagonal",
+        variants.causal_tiled_with(upper=-1),
+        0,
+        "causal: matches",
+        "itself included",
+        not_counted=("skips the masked tiles",),
+    ),
+    Wrong(
+        "window-one-too-long",
+        variants.causal_tiled_with(width=1),
+        1,
+        "sliding window",
+        "a window one key too long",
+        not_counted=("skips the masked tiles",),
+    ),
+    Wrong("no-scale", variants.causal_tiled_with(scale=False), 0, "causal: matches", "without the 1/sqrt(d) scaling"),
+)
+
+# ---------------------------------------------------------------- 9. tiled backward
+
+
+def backward_two_pass(q, k, v, out, lse, d_out, block_size=64):
+    """D from a first pass over the tiles (D = rowsum(P o dP)), the gradients in a second one."""
+    scale = 1 / math.sqrt(q.shape[-1])
+    tiles = [
+        (slice(i, i + block_size), slice(j, j + block_size))
+        for i in range(0, q.shape[-2], block_size)
+        for j in range(0, k.shape[-2], block_size)
+    ]
+
+    def p_and_dp(rows, keys):
+        p = torch.exp(q[..., rows, :] @ k[..., keys, :].transpose(-2, -1) * scale - lse[..., rows, None])
+        return p, d_out[..., rows, :] @ v[..., keys, :].transpose(-2, -1)
+
+    big_d = torch.zeros(q.shape[:-1], dtype=q.dtype)
+    for rows, keys in tiles:
+        p, d_p = p_and_dp(rows, keys)
+        big_d[..., rows] += (p * d_p).sum(-1)
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    for rows, keys in tiles:
+        p, d_p = p_and_dp(rows, keys)
+        d_s = p * (d_p - big_d[..., rows, None]) * scale
+        dq[..., rows, :] += torch.einsum("...ij,...jd->...id", d_s, k[..., keys, :])
+        dk[..., keys, :] += torch.einsum("...ij,...id->...jd", d_s, q[..., rows, :])
+        dv[..., keys, :] += torch.einsum("...ij,...ie->...je", p, d_out[..., rows, :])
+    return dq, dk, dv
+
+
+BACKWARD = (
+    Right("query-blocks-outside", variants.backward_with(), public=False),
+    Right("two-passes-d-from-tiles", backward_two_pass, public=False),
+    Wrong("no-d", variants.backward_with(centre="none"), 0, "float64", "subtracts D", not_counted=("peak memory",)),
+    Wrong("d-rowsum-dp", variants.backward_with(centre="rowsum dP"), 0, "float64", "D = rowsum(dP)"),
+    Wrong("no-scale", variants.backward_with(scale_power=0), 0, "float64", "without the 1/sqrt(d)"),
+    Wrong("scale-twice", variants.backward_with(scale_power=2), 0, "float64", "applied twice"),
+    Wrong("dv-untransposed", variants.backward_with(transpose_p=False), 0, "float64", "dV = P dO"),
+    Wrong(
+        "stores-p",
+        variants.backward_with(store_p=True),
+        2,
+        "peak memory",
+        "never build P or dS for all pairs",
+        seed_invariant=False,
+    ),
+)
+
+# ---------------------------------------------------------------- 10. chunk schedule
+
+
+def schedule_closed_form(n, budget_bytes, overlap, bytes_per_token, bytes_per_pair):
+    """The root of the quadratic, corrected by a step either way for rounding; spans by range()."""
+
+    def cost(c):
+        return bytes_per_token * c + bytes_per_pair * c * c
+
+    size = int(
+        (-bytes_per_token + math.sqrt(bytes_per_token**2 + 4 * bytes_per_pair * budget_bytes)) / (2 * bytes_per_pair)
+    )
+    while cost(size + 1) <= budget_bytes:
+        size += 1
+    while size > 0 and cost(size) > budget_bytes:
+        size -= 1
+    size = min(size, n)
+    if size <= overlap:
+        raise ValueError("budget too small for a chunk longer than the overlap")
+    starts = range(0, max(n - overlap, 1), size - overlap)
+    return [(start, min(start + size, n)) for start in starts]
+
+
+SCHEDULE = (
+    Right("linear-scan", variants.schedule_with()),
+    Right("closed-form", schedule_closed_form),
+    Wrong(
+        "strictly-below-budget",
+        variants.schedule_with(fits=lambda cost, budget: cost < budget),
+        2 * 2 / 3,
+        "a budget of exactly",
+        "shorter than the budget allows",
+    ),
+    Wrong(
+        "never-raises",
+        variants.schedule_with(check=False),
+        2 * 2 / 3,
+        "raises ValueError",
+        "returned instead of raising",
+    ),
+    Wrong("starts-too-far-apart", variants.schedule_with(step_extra=1), 0, "the spans", "the chunks must start"),
+    Wrong(
+        "float-spans",
+        variants.schedule_with(ints=False),
+        0,
+        "the spans",
+        "a list of (start, end) tuples of ints",
+        not_counted=("raises ValueError",),
+    ),
+)
+
 CORPUS = {
     grade.dense_attention: DENSE,
     grade.causal_mask: CAUSAL,
@@ -327,6 +484,9 @@ CORPUS = {
     grade.tiled_attention: TILED,
     grade.process_in_chunks: CHUNKS,
     grade.fit_exponent: FIT,
+    grade.causal_tiled_attention: CAUSAL_TILED,
+    grade.tiled_attention_backward: BACKWARD,
+    grade.schedule_chunks: SCHEDULE,
 }
 
 (

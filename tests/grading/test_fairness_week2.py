@@ -376,6 +376,59 @@ LAYERS = (
     ),
 )
 
+# ---------------------------------------------------------------- 8. content-adaptive blocks
+
+
+def select_by_loops(q, k, block_size, keep, causal=False):
+    """Python loops over batches, heads and block pairs; a ranked list per query block."""
+    batch, heads, n_q, _ = q.shape
+    q_blocks, k_blocks = -(-n_q // block_size), -(-k.shape[-2] // block_size)
+    layout = torch.zeros(batch, heads, q_blocks, k_blocks, dtype=torch.bool)
+    for b in range(batch):
+        for h in range(heads):
+            k_means = [k[b, h, j * block_size : (j + 1) * block_size].mean(0) for j in range(k_blocks)]
+            for i in range(q_blocks):
+                q_mean = q[b, h, i * block_size : (i + 1) * block_size].mean(0)
+                allowed = range(i + 1) if causal else range(k_blocks)
+                ranked = sorted(allowed, key=lambda j: -math.inf if causal and j == i else -float(q_mean @ k_means[j]))
+                layout[b, h, i, ranked[:keep]] = True
+    return layout
+
+
+def select_by_argsort(q, k, block_size, keep, causal=False):
+    """Means by index_add over block ids, ranks by argsort, the causal rule as a bonus on the diagonal."""
+
+    def means(x):
+        ids = torch.arange(x.shape[-2]) // block_size
+        sums = torch.zeros(*x.shape[:-2], int(ids[-1]) + 1, x.shape[-1], dtype=x.dtype).index_add_(-2, ids, x)
+        return sums / torch.bincount(ids).to(x.dtype)[:, None]
+
+    scores = means(q) @ means(k).transpose(-2, -1)
+    if causal:
+        later = torch.ones(scores.shape[-2:], dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(later, -math.inf) + torch.eye(scores.shape[-1]) * 1e30
+    ranks = scores.argsort(dim=-1, descending=True).argsort(dim=-1)
+    return (ranks < keep) & (scores > -math.inf)
+
+
+SELECT = (
+    Right("python-loops", select_by_loops),
+    Right("index-add-argsort", select_by_argsort),
+    Wrong("lowest-scores", variants.select_with(largest=False), 0, "keeps each", "the LOWEST-scoring"),
+    Wrong("keep-plus-one", variants.select_with(extra=1), 0, "keeps each", "one key block too many"),
+    Wrong(
+        "zero-padded-means",
+        variants.select_with(means="padded"),
+        (1.5, 2.25),
+        "ragged sizes",
+        "count the zero padding",
+        seed_invariant=False,
+    ),
+    Wrong("own-block-not-forced", variants.select_with(causal_rule="free"), 2.25, "causal", "own block forced in"),
+    Wrong("own-block-added", variants.select_with(causal_rule="added"), 2.25, "causal", "on top of keep"),
+    Wrong("causal-ignored", variants.select_with(causal_rule="ignored"), 2.25, "causal", "no causal restriction"),
+)
+
 CORPUS = {
     grade.strided: STRIDED,
     grade.random_block_layout: LAYOUT,
@@ -384,6 +437,7 @@ CORPUS = {
     grade.block_sparse_attention: BLOCK_SPARSE,
     grade.topk_attention: TOPK,
     grade.minimal_layers: LAYERS,
+    grade.select_blocks: SELECT,
 }
 
 (

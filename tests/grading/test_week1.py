@@ -33,7 +33,7 @@ EXERCISES = SOLUTIONS / "week1_foundations" / "exercises.py"
         test_graded_cells_match_the_graders,
         test_total_points_and_written_answer,
     ),
-) = contract_tests(grade, EXERCISES, total_points=20)
+) = contract_tests(grade, EXERCISES, total_points=30)
 
 
 # ---------------------------------------------------------------- realistic mistakes

@@ -32,6 +32,7 @@ from variants_week2 import (
 import lcteach
 import lcteach.masks.random
 from lcteach.grading import week2 as grade
+from lcteach.grading.budgets import dense_seconds, layout_mask
 from lcteach.grading.local import measure_here
 from lcteach.grading.week2 import part5_block_sparse_attention as part5
 
@@ -44,7 +45,7 @@ EXERCISES = SOLUTIONS / "week2_sparse" / "exercises.py"
         test_graded_cells_match_the_graders,
         test_total_points_and_written_answer,
     ),
-) = contract_tests(grade, EXERCISES, total_points=20)
+) = contract_tests(grade, EXERCISES, total_points=23)
 
 
 def assert_fails(part, mutant, capsys, failing: str, hint: str):
@@ -304,11 +305,11 @@ def test_the_reference_work_meets_its_own_budget():
     q, k, v = (torch.randn(part5.WORK_SHAPE) for _ in range(3))
     case = type("Case", (), {"generator": torch.Generator().manual_seed(0)})()
     layout = part5._work_layout(case)
-    mask = part5._layout_mask(layout, part5.WORK_BLOCK, q.shape[-2], k.shape[-2])
+    mask = layout_mask(layout, part5.WORK_BLOCK, q.shape[-2], k.shape[-2])
     seconds = min(
         measure_here(part5.reference_block_sparse, q, k, v, layout, part5.WORK_BLOCK).cpu_seconds for _ in range(3)
     )
-    assert seconds < part5.WORK_RATIO / 2 * part5.dense_seconds(q, k, v, mask)
+    assert seconds < part5.WORK_RATIO / 2 * dense_seconds(q, k, v, mask)
 
 
 # ---------------------------------------------------------------- 6. top-k attention

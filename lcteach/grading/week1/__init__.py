@@ -17,6 +17,9 @@ online_softmax_step = Part(__name__, "online_softmax_step", 3, "part4_online_sof
 tiled_attention = Part(__name__, "tiled_attention", 4, "part5_tiled_attention")
 process_in_chunks = Part(__name__, "process_in_chunks", 3, "part6_process_in_chunks")
 fit_exponent = Part(__name__, "fit_exponent", 2, "part7_fit_exponent")
+causal_tiled_attention = Part(__name__, "causal_tiled_attention", 4, "part8_causal_tiled_attention")
+tiled_attention_backward = Part(__name__, "tiled_attention_backward", 4, "part9_tiled_attention_backward")
+schedule_chunks = Part(__name__, "schedule_chunks", 2, "part10_schedule_chunks")
 
 PARTS = (
     dense_attention,
@@ -26,5 +29,8 @@ PARTS = (
     tiled_attention,
     process_in_chunks,
     fit_exponent,
+    causal_tiled_attention,
+    tiled_attention_backward,
+    schedule_chunks,
 )
 POINTS = {part.__name__: part.points for part in PARTS}

@@ -6,11 +6,10 @@ import math
 
 import torch
 
+from lcteach.grading.budgets import expect_linear_memory
 from lcteach.grading.expectations import counted_only_if_right, expect_close, expect_pair, expect_tensor
-from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
 from lcteach.kernels import dense_attention as reference_attention
-from lcteach.measure import format_bytes
 
 
 def _judge_tiled(result, q, k, v, block, with_lse=True):
@@ -76,23 +75,18 @@ def _tiled_memory(student, case):
         _tiled_peak(student, case, MEMORY_N // 4),
         _tiled_peak(student, case, MEMORY_N),
     )
-    budget = memory_budget(MEMORY_N)
 
     def within_budget():
-        if large > budget:
-            dense = MEMORY_N * MEMORY_N * 4
-            raise CheckFailed(
-                f"at n={MEMORY_N} your function used {format_bytes(large)} at its peak; the budget is "
-                f"{format_bytes(budget)} (one {MEMORY_N} x {MEMORY_N} score matrix alone is {format_bytes(dense)})",
-                "never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
-                "write each query block's result into out as soon as it is done",
-            )
-        if large > 5 * max(small, 1):
-            raise CheckFailed(
-                f"peak memory went from {format_bytes(small)} at n={MEMORY_N // 4} to {format_bytes(large)} "
-                f"at n={MEMORY_N}: x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
-                "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop",
-            )
+        expect_linear_memory(
+            small,
+            large,
+            MEMORY_N,
+            memory_budget(MEMORY_N),
+            what="your function",
+            matrix="float32 score matrix",
+            hint="never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
+            "write each query block's result into out as soon as it is done",
+        )
 
     def values():
         for result, inputs in ((small_result, small_inputs), (large_result, large_inputs)):

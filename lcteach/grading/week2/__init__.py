@@ -19,6 +19,16 @@ bigbird = Part(__name__, "bigbird", 3, "part4_bigbird")
 block_sparse_attention = Part(__name__, "block_sparse_attention", 4, "part5_block_sparse_attention")
 topk_attention = Part(__name__, "topk_attention", 3, "part6_topk_attention")
 minimal_layers = Part(__name__, "minimal_layers", 2, "part7_minimal_layers")
+select_blocks = Part(__name__, "select_blocks", 3, "part8_select_blocks")
 
-PARTS = (strided, random_block_layout, longformer, bigbird, block_sparse_attention, topk_attention, minimal_layers)
+PARTS = (
+    strided,
+    random_block_layout,
+    longformer,
+    bigbird,
+    block_sparse_attention,
+    topk_attention,
+    minimal_layers,
+    select_blocks,
+)
 POINTS = {part.__name__: part.points for part in PARTS}

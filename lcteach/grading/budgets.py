@@ -1,0 +1,69 @@
+"""The budgets of the measured checks: peak memory that must grow linearly, and CPU time as a
+share of lean masked dense attention's.
+
+A check whose point is a kernel's memory or work measures the student's call in the measuring
+process (``case.measure``) and holds the numbers to a budget here; the CPU-time yardstick is
+timed in the trusted process on inputs of the same size.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from lcteach.grading.results import CheckFailed
+from lcteach.measure import format_bytes
+
+
+def layout_mask(layout: torch.Tensor, block_size: int, n_q: int, n_k: int) -> torch.Tensor:
+    """The (n_q, n_k) token mask of a (q_blocks, kv_blocks) block layout."""
+    return layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)[:n_q, :n_k]
+
+
+def dense_seconds(q, k, v, mask, repeats: int = 3) -> float:
+    """CPU seconds of lean masked dense attention in one thread, the best of ``repeats``: one product
+    for the scores, scaled, masked and normalised in place, one product with v (as lean as dense
+    attention gets in torch or numpy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        best = math.inf
+        for _ in range(repeats):
+            start = time.thread_time()
+            scores = q @ k.transpose(-2, -1)
+            scores.mul_(1 / math.sqrt(q.shape[-1])).masked_fill_(~mask, -math.inf)
+            torch.softmax(scores, dim=-1).nan_to_num_(0.0) @ v
+            best = min(best, time.thread_time() - start)
+        return best
+    finally:
+        torch.set_num_threads(threads)
+
+
+def expect_work_share(seconds: float, dense: float, ratio: float, setting: str, hint: str) -> None:
+    """The student's best CPU time ``seconds`` within ``ratio`` of dense attention's ``dense``;
+    ``setting`` names the measured sizes (fixed by the check, not drawn)."""
+    if seconds > ratio * dense:
+        raise CheckFailed(
+            f"{setting}: your function took {seconds * 1e3:.0f} ms of CPU time, {seconds / dense:.0%} of lean "
+            f"masked dense attention's {dense * 1e3:.0f} ms on inputs of the same size; the budget is {ratio:.0%}",
+            hint,
+        )
+
+
+def expect_linear_memory(small: int, large: int, n: int, budget: int, *, what: str, matrix: str, hint: str) -> None:
+    """Peak bytes ``large`` at length n within ``budget`` and at most 5x ``small``, the peak at n / 4.
+    ``what`` names the measured function ("your function"), ``matrix`` the (n, n) tensor it must avoid."""
+    if large > budget:
+        raise CheckFailed(
+            f"at n={n} {what} used {format_bytes(large)} at its peak; the budget is {format_bytes(budget)} "
+            f"(one {n} x {n} {matrix} alone is {format_bytes(4 * n * n)})",
+            hint,
+        )
+    if large > 5 * max(small, 1):
+        raise CheckFailed(
+            f"peak memory went from {format_bytes(small)} at n={n // 4} to {format_bytes(large)} at n={n}: "
+            f"x{large / max(small, 1):.1f} for 4x the tokens, faster than linear growth",
+            "a buffer whose size grows with n twice (n x n, or n x n / block) is hiding in your loop",
+        )
