@@ -7,7 +7,9 @@ forbidden. The grader reads, from /proc, what each call used:
 - peak memory: the process's resident high-water mark (VmHWM), reset before each call
   (``/proc/<pid>/clear_refs``), minus its resident memory before any student code ran, so
   memory the student's cells hold when the call starts counts too (a buffer allocated
-  ahead of time is no way around the budget);
+  ahead of time is no way around the budget), less an allowance of ``HELD_ALLOWANCE`` of it:
+  the modules, plots and small tensors an honest notebook keeps (about 20 MiB for the Week 1
+  exercises) never count, a reserved (n, n) matrix of a measured length (256 MiB) still does;
 - CPU time: the run time of its threads (``/proc/<pid>/task/*/schedstat``, exact, live threads),
   or the process's own count (``/proc/<pid>/stat``, clock ticks, ended threads too) when larger.
 
@@ -35,6 +37,12 @@ WORKER_LIMITS = Limits(
 )
 
 
+# glibc's malloc keeps freed memory resident: past its first free, a large block lands on the heap
+# (the mmap threshold grows to the freed size) and stays there. A fixed threshold maps every block
+# of 128 KiB or more on its own and unmaps it when freed, so the resident set the grader reads holds
+# what the student's code keeps alive, not what earlier cells or calls left behind.
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024), "MALLOC_TRIM_THRESHOLD_": str(128 * 1024)}
+HELD_ALLOWANCE = 64 * 2**20  # resident memory the cells may hold before a call without it counting
 CELL_MAGICS_RUN = ("time", "timeit", "capture", "prun")  # cell magics whose body the measuring process runs (once)
 _IPYTHON_SYNTAX = TransformerManager()
 
@@ -66,7 +74,7 @@ class MeasuringProcess:
         self.process = subprocess.Popen(
             sandbox_command(WORKER_LIMITS, uid) + command,
             pass_fds=[worker.fileno()],
-            env=sandbox_environment(LCTEACH_GRADING="worker", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
+            env=sandbox_environment(LCTEACH_GRADING="worker", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **MALLOC),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -90,10 +98,11 @@ class MeasuringProcess:
 
     def measure(self, fn: Remote, *args, **kwargs) -> Measured:
         """Call ``fn`` (a Remote of this process) once; its value, peak memory and CPU time."""
+        held = self._status("VmRSS") - self.baseline  # what the cells (and earlier calls) keep
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # the high-water mark restarts from now
         cpu = self._cpu_seconds()
         value = self.client.call(fn, *args, **kwargs)
-        peak = self._status("VmHWM") - self.baseline
+        peak = self._status("VmHWM") - self.baseline - min(held, HELD_ALLOWANCE)
         return Measured(value, peak, self._cpu_seconds() - cpu)
 
     def close(self) -> None:

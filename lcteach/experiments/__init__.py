@@ -1,5 +1,7 @@
-"""Experiments that train tiny models in seconds: associative recall over sparse patterns and depths."""
+"""Experiments that train tiny models in seconds: associative recall over sparse patterns and depths;
+a block-retrieval task where the sparse pattern must follow the content."""
 
+from lcteach.experiments.block_retrieval import BlockRetrievalBatch, BlockRetrievalTask, make_block_retrieval_batch
 from lcteach.experiments.recall import (
     REACH_CLASSES,
     SHIPPED_RESULTS,

@@ -103,11 +103,25 @@ class ScalingReport:
     def memory_exponent(self) -> float:
         return self._fitted(self.peak_bytes)
 
-    def table(self) -> str:
-        """A plain-text table, one row per sequence length, with the fitted exponents."""
-        lines = [f"{self.label}", f"{'n':>8} {'time (ms)':>11} {'peak memory':>12}"]
-        for n, s, b in zip(self.seq_lens, self.seconds, self.peak_bytes):
-            lines.append(f"{n:>8} {s * 1e3:>11.2f} {format_bytes(b):>12}")
+    @property
+    def tokens_per_second(self) -> tuple[float, ...]:
+        """Throughput at each length: n / seconds (inf for a run too fast for the clock to see)."""
+        return tuple(n / s if s > 0 else math.inf for n, s in zip(self.seq_lens, self.seconds))
+
+    @property
+    def throughput_exponent(self) -> float:
+        """Fitted p in tokens/s ~ n^p: 1 - time_exponent (0 for linear-time methods, -1 for quadratic)."""
+        return self._fitted(self.tokens_per_second)
+
+    def table(self, *, throughput: bool = False) -> str:
+        """A plain-text table, one row per sequence length, with the fitted exponents.
+
+        ``throughput=True`` adds a tokens-per-second column.
+        """
+        header = f"{'n':>8} {'time (ms)':>11} {'peak memory':>12}" + (f" {'tokens/s':>11}" if throughput else "")
+        lines = [f"{self.label}", header]
+        for n, s, b, rate in zip(self.seq_lens, self.seconds, self.peak_bytes, self.tokens_per_second):
+            lines.append(f"{n:>8} {s * 1e3:>11.2f} {format_bytes(b):>12}" + (f" {rate:>11,.0f}" if throughput else ""))
         if sum(self.fit_from is None or n >= self.fit_from for n in self.seq_lens) > 1:
             regime = "" if self.fit_from is None else f" (n >= {self.fit_from:,})"
             lines.append(

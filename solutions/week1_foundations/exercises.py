@@ -410,10 +410,10 @@ grade.causal_tiled_attention(causal_tiled_attention)
 # blocks longer than the sequence); results keep the inputs' dtype, float64 is checked to
 # about 1e-9.
 #
-# **Graded by measurement:** at n = 4096 (d = 64, block 256) your function's peak memory must
-# stay under 16 MiB (16 float32 copies of one `(n, d)` input; the three gradients take three),
+# **Graded by measurement:** at n = 8192 (d = 64, block 256) your function's peak memory must
+# stay under 32 MiB (16 float32 copies of one `(n, d)` input; the three gradients take three),
 # 4x the tokens may cost at most 5x the memory, and the gradients must be right. One
-# 4096 x 4096 float32 matrix is 64 MiB.
+# 8192 x 8192 float32 matrix is 256 MiB.
 
 
 # %% nbgrader={"grade": false, "grade_id": "tiled_attention_backward", "locked": false, "schema_version": 3, "solution": true}
@@ -487,6 +487,7 @@ print("gradcheck:", torch.autograd.gradcheck(FlashAttention.apply, inputs))
 # %% nbgrader={"grade": false, "grade_id": "schedule_chunks", "locked": false, "schema_version": 3, "solution": true}
 def schedule_chunks(n, budget_bytes, overlap, bytes_per_token, bytes_per_pair):
     """[(start, end), ...] of the largest chunk whose cost fits budget_bytes, cut with the given overlap."""
+
     ### BEGIN SOLUTION
     def cost(c):
         return bytes_per_token * c + bytes_per_pair * c * c

@@ -520,6 +520,7 @@ for name, mask_mod in patterns.items():
 # %% nbgrader={"grade": false, "grade_id": "select_blocks", "locked": false, "schema_version": 3, "solution": true}
 def select_blocks(q, k, block_size, keep, causal=False):
     """Bool layout (B, H, Tq, Tk): each query block's `keep` best key blocks by the dot product of block means."""
+
     ### BEGIN SOLUTION
     def means(x):
         blocks = x.split(block_size, dim=-2)
@@ -555,7 +556,10 @@ q = 2 * k.unflatten(-2, (blocks, block))[:, :, source].flatten(2, 3)
 q = q + torch.randn(q.shape, generator=generator)
 exact = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(dim), dim=-1) @ v
 local = torch.eye(blocks, dtype=torch.bool) | torch.eye(blocks, dtype=torch.bool).roll(1, dims=0)
-for name, layout in {"local (own block + previous)": local, "select_blocks, keep=2": select_blocks(q, k, block, 2)}.items():
+for name, layout in {
+    "local (own block + previous)": local,
+    "select_blocks, keep=2": select_blocks(q, k, block, 2),
+}.items():
     layout = layout.expand(1, 1, blocks, blocks)
     error = (block_sparse_attention(q, k, v, layout, block) - exact).abs().mean().item()
     found = layout[0, 0, torch.arange(blocks), source].float().mean().item()

@@ -6,7 +6,7 @@ dense_attention 3, causal_mask 1, sliding_window 2, online_softmax_step 3, tiled
 (its last check, 2 points, measures peak memory from outside: budget 32 MiB at n=8192),
 process_in_chunks 3, fit_exponent 2, causal_tiled_attention 4 (its last check, 2 points,
 measures CPU time from outside), tiled_attention_backward 4 (its last check, 2 points, measures
-peak memory from outside: budget 16 MiB at n=4096), schedule_chunks 2; the written answer (2)
+peak memory from outside: budget 32 MiB at n=8192), schedule_chunks 2; the written answer (2)
 waits for a human.
 Set LCTEACH_HOSTILE_CASES=name,name to grade a few cases only (with the honest neighbours).
 """

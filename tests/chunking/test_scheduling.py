@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracles import one_thread, random_qkv
 
-from lcteach.chunking import ChunkedProcessor, largest_chunk, plan_chunks
+from lcteach.chunking import ChunkedProcessor, PlanSummary, largest_chunk, plan_chunks, plan_summary
 from lcteach.kernels import dense_attention
 from lcteach.measure import dense_attention_memory, peak_memory
 
@@ -94,3 +94,58 @@ def test_plan_never_exceeds_the_sequence():
     proc = plan_chunks(100, 10**9, overlap=8, resolve="center")
     assert proc.chunk_size == 100 and proc.resolve == "center" and len(proc.spans(100)) == 1
     assert plan_chunks(5, 10**9, overlap=8).chunk_size == 9  # a chunk must be longer than its overlap
+
+
+def brute_force_spans(n, chunk, overlap):
+    """Chunk bounds the slow way: a chunk starts every chunk - overlap positions until one reaches n."""
+    bounds, start = [], 0
+    while True:
+        bounds.append((start, min(start + chunk, n)))
+        if start + chunk >= n:
+            return bounds
+        start += chunk - overlap
+
+
+@FAST
+@given(n=st.integers(1, 3000), chunk=st.integers(1, 400), data=st.data())
+def test_plan_summary_counts_chunks_and_recomputed_positions(n, chunk, data):
+    overlap = data.draw(st.integers(0, chunk - 1), label="overlap")
+    resolve = data.draw(st.sampled_from(["first", "center", "mean"]), label="resolve")
+    bounds = brute_force_spans(n, chunk, overlap)
+    summary = plan_summary(ChunkedProcessor(chunk, overlap, resolve), n, cost=toy_cost)
+    assert isinstance(summary, PlanSummary)
+    assert summary.chunks == len(bounds)
+    assert summary.processed == sum(end - start for start, end in bounds)
+    covered = torch.zeros(n, dtype=torch.int64)
+    for start, end in bounds:
+        covered[start:end] += 1
+    assert summary.recomputed == int((covered - 1).sum())  # every position beyond its first computation
+    assert summary.overhead == pytest.approx(summary.recomputed / n)
+    assert summary.peak_bytes == toy_cost(min(chunk, n))
+    stride = chunk - overlap
+    closed_form = 1 if n <= chunk else 1 + -(-(n - chunk) // stride)
+    assert summary.chunks == closed_form
+    assert summary.fits and summary.budget_bytes is None
+
+
+def test_plan_summary_of_a_plan_predicts_its_budget_and_the_measured_peak():
+    budget = 2 * 1024**2
+    proc = plan_chunks(10_000, budget, overlap=64, dim=32)
+    summary = plan_summary(proc, 10_000, budget_bytes=budget, dim=32)
+    assert summary.fits and summary.peak_bytes <= budget
+    assert summary.peak_bytes == dense_attention_memory(proc.chunk_size, dim=32)
+    assert summary.peak_bytes == measured_dense_peak(proc.chunk_size, 1, causal=True)
+    assert not plan_summary(proc, 10_000, budget_bytes=summary.peak_bytes - 1, dim=32).fits
+    # Doubling the budget lengthens the chunk, so fewer chunks and fewer recomputed positions.
+    bigger = plan_summary(plan_chunks(10_000, 2 * budget, overlap=64, dim=32), 10_000, dim=32)
+    assert bigger.chunk_size > summary.chunk_size
+    assert bigger.chunks < summary.chunks and bigger.recomputed < summary.recomputed
+
+
+def test_plan_summary_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="ChunkedProcessor"):
+        plan_summary(128, 1000)
+    with pytest.raises(ValueError, match="n must"):
+        plan_summary(ChunkedProcessor(8), 0)
+    with pytest.raises(ValueError, match="budget_bytes"):
+        plan_summary(ChunkedProcessor(8), 10, budget_bytes=0)

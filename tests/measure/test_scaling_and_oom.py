@@ -229,3 +229,45 @@ def test_dense_attention_memory_training_closed_form():
 )
 def test_format_bytes(nbytes, text):
     assert format_bytes(nbytes) == text
+
+
+@FAST
+@given(
+    sizes=st.lists(st.integers(1, 10**6), min_size=1, max_size=8, unique=True),
+    exponent=st.floats(0, 3),
+    constant=st.floats(1e-9, 1e-3),
+)
+def test_tokens_per_second_is_n_over_seconds(sizes, exponent, constant):
+    seconds = tuple(constant * n**exponent for n in sizes)
+    report = ScalingReport("power", tuple(sizes), seconds, tuple(4 * n for n in sizes))
+    assert report.tokens_per_second == pytest.approx(tuple(n / s for n, s in zip(sizes, seconds)), rel=1e-12)
+    if len(sizes) > 1:
+        assert report.throughput_exponent == pytest.approx(1 - exponent, abs=1e-6)
+        assert report.throughput_exponent == pytest.approx(1 - report.time_exponent, abs=1e-9)
+
+
+def test_throughput_table_adds_a_column_and_keeps_the_default():
+    report = ScalingReport("toy", (1000, 2000), (1e-3, 4e-3), (10_000, 20_000))
+    plain, with_rate = report.table(), report.table(throughput=True)
+    assert "tokens/s" not in plain
+    assert with_rate.splitlines()[1].split()[-1] == "tokens/s"
+    rows = [line.split() for line in with_rate.splitlines()[2:4]]
+    assert rows[0][:2] == ["1000", "1.00"] and rows[0][-1] == "1,000,000"
+    assert rows[1][:2] == ["2000", "4.00"] and rows[1][-1] == "500,000"
+    assert plain.splitlines()[2].split() == rows[0][:-1]  # the other columns are unchanged
+    assert report.table(throughput=True).splitlines()[-1] == plain.splitlines()[-1]  # the fitted exponents
+    instant = ScalingReport("instant", (64,), (0.0,), (0,))
+    assert instant.tokens_per_second == (math.inf,)
+
+
+def test_profile_scaling_reports_tokens_per_second_of_banded_attention_about_flat():
+    from lcteach.kernels import banded_attention
+
+    def window(q, k, v):
+        return banded_attention(q, k, v, 64)
+
+    sizes = (1024, 4096)
+    with one_thread():
+        report = profile_scaling(window, sizes, dim=16, repeats=3, progress=False)
+    assert report.tokens_per_second == tuple(n / s for n, s in zip(sizes, report.seconds))
+    assert -0.5 < report.throughput_exponent < 0.5  # linear time: tokens/s does not fall like 1/n
