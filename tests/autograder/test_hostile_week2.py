@@ -58,7 +58,7 @@ DENSE_BLOCK_SPARSE = (
     "    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~mask, float('-inf'))\n"
     "    return torch.softmax(scores, dim=-1).nan_to_num(0.0) @ v\n"
 )
-LAST_CELL = "~patterns = {"  # the editable cell after the last graded one
+LAST_CELL = "~block, blocks, dim = 16, 64, 32"  # the editable cell after the last graded one
 PROBE_CELL = "~show(generate_strided(3), 9)"  # an editable cell near the top
 BURNER_THREADS, BURN_SECONDS = 24, 30
 SUBMISSION_MEMORY = GroupLimits().memory_bytes  # what all of a submission's processes may hold together
