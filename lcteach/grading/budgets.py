@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from lcteach.grading.expectations import counted_only_if_right
 from lcteach.grading.results import CheckFailed
 from lcteach.measure import format_bytes
 
@@ -41,6 +42,19 @@ def dense_seconds(q, k, v, mask, repeats: int = 3) -> float:
         torch.set_num_threads(threads)
 
 
+def fastest_measured_call(case, repeats: int, draw, judge, **kwargs) -> tuple[float, tuple]:
+    """The least CPU time of ``repeats`` measured calls of the student's function, each on new
+    inputs ``draw()`` (so a remembered answer is no shortcut) with ``kwargs``, each judged right
+    by ``judge(value, *inputs)`` first; and the last inputs, for timing the yardstick on."""
+    seconds = []
+    for _ in range(repeats):
+        inputs = draw()
+        measured = case.measure(*inputs, **kwargs)
+        judge(measured.value, *inputs)
+        seconds.append(measured.cpu_seconds)
+    return min(seconds), inputs
+
+
 def expect_work_share(seconds: float, dense: float, ratio: float, setting: str, hint: str) -> None:
     """The student's best CPU time ``seconds`` within ``ratio`` of dense attention's ``dense``;
     ``setting`` names the measured sizes (fixed by the check, not drawn)."""
@@ -50,6 +64,28 @@ def expect_work_share(seconds: float, dense: float, ratio: float, setting: str, 
             f"masked dense attention's {dense * 1e3:.0f} ms on inputs of the same size; the budget is {ratio:.0%}",
             hint,
         )
+
+
+def linear_memory_budget(n: int, dim: int) -> int:
+    """Bytes an O(n)-memory kernel may allocate at length n: 16 float32 copies of an (n, dim) tensor
+    (32 MiB at n = 8192, d = 64: an (n, n) float32 matrix of 256 MiB does not fit, a (256, n)
+    strip of 8 MiB does)."""
+    return 16 * n * dim * 4
+
+
+def check_linear_memory(measure_at, judge, n: int, dim: int, *, what: str, matrix: str, hint: str) -> None:
+    """The memory check of an O(n) kernel: ``measure_at(m)`` makes one measured call at length m
+    and returns (its peak bytes, its value, its inputs), at n / 4 and then at n; the peaks must
+    keep to ``linear_memory_budget`` and grow linearly (``expect_linear_memory``), and they count
+    only when ``judge(value, inputs)`` finds both values right (``counted_only_if_right``)."""
+    (small, *small_run), (large, *large_run) = measure_at(n // 4), measure_at(n)
+    counted_only_if_right(
+        "the memory is within the budget",
+        lambda: expect_linear_memory(
+            small, large, n, linear_memory_budget(n, dim), what=what, matrix=matrix, hint=hint
+        ),
+        lambda: [judge(*run) for run in (small_run, large_run)],
+    )
 
 
 def expect_linear_memory(small: int, large: int, n: int, budget: int, *, what: str, matrix: str, hint: str) -> None:

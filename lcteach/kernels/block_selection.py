@@ -36,6 +36,42 @@ def block_scores(q: torch.Tensor, k: torch.Tensor, block_size: int) -> torch.Ten
     return block_means(q, block_size) @ block_means(k, block_size).transpose(-2, -1)
 
 
+def check_qk(q: torch.Tensor, k: torch.Tensor, causal: bool) -> None:
+    """Raise naming the problem unless q (B, H, Nq, D) and k (B, H, Nk, D) are floating-point
+    tensors of one dtype with the same B, H and D (and Nq == Nk when ``causal``)."""
+    if not isinstance(q, torch.Tensor) or not isinstance(k, torch.Tensor):
+        raise TypeError(f"q and k must be torch.Tensors, got {type(q).__name__} and {type(k).__name__}")
+    if q.dim() != 4 or k.dim() != 4 or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must be (B, H, N, D) with the same B, H and D, got {tuple(q.shape)} and {tuple(k.shape)}"
+        )
+    if not q.is_floating_point() or q.dtype != k.dtype:
+        raise ValueError(f"q and k must share a floating-point dtype, got {q.dtype} and {k.dtype}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal attention needs as many queries as keys, got {q.shape[-2]} and {k.shape[-2]}")
+
+
+def keep_highest(scores: torch.Tensor, keep: int | torch.Tensor, *, causal: bool = False) -> torch.Tensor:
+    """The bool layout (..., Tq, Tk) keeping each row's ``keep`` highest scores (an int, or a long
+    tensor (Tq,) of counts per row), at most the row's allowed blocks. With ``causal`` (Tq == Tk),
+    row i may keep only blocks j <= i and always keeps its own block i, which counts as one of
+    the ``keep``. Ties go to the earlier block (a stable sort). O(Tq Tk log Tk).
+    """
+    n_q_blocks, n_k_blocks = scores.shape[-2:]
+    if causal and n_q_blocks != n_k_blocks:
+        raise ValueError(f"a causal layout needs as many query as key blocks, got {n_q_blocks} and {n_k_blocks}")
+    columns = torch.arange(n_k_blocks, device=scores.device)
+    allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device)
+    if causal:
+        rows = torch.arange(n_q_blocks, device=scores.device)[:, None]
+        allowed = columns <= rows
+        scores = scores.masked_fill(~allowed, float("-inf")).masked_fill(columns == rows, float("inf"))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order).scatter_(-1, order, columns.expand_as(order).contiguous())
+    keep = torch.as_tensor(keep, device=scores.device)
+    return (ranks < (keep[:, None] if keep.dim() else keep)) & allowed
+
+
 def select_blocks(
     q: torch.Tensor, k: torch.Tensor, block_size: int, keep: int, *, causal: bool = False
 ) -> torch.Tensor:
@@ -49,20 +85,5 @@ def select_blocks(
     """
     check_positive_int("block_size", block_size)
     check_positive_int("keep", keep)
-    if q.dim() != 4 or k.dim() != 4 or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must be (B, H, N, D) with the same B, H and D, got {tuple(q.shape)} and {tuple(k.shape)}"
-        )
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal selection needs as many queries as keys, got {q.shape[-2]} and {k.shape[-2]}")
-    scores = block_scores(q, k, block_size)
-    n_q_blocks, n_k_blocks = scores.shape[-2:]
-    if causal:
-        rows = torch.arange(n_q_blocks, device=q.device)[:, None]
-        columns = torch.arange(n_k_blocks, device=q.device)[None, :]
-        scores = scores.masked_fill(columns > rows, float("-inf")).masked_fill(columns == rows, float("inf"))
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., : min(keep, n_k_blocks)]
-    layout = torch.zeros(scores.shape, dtype=torch.bool, device=q.device).scatter_(-1, order, True)
-    if causal:
-        layout &= scores > float("-inf")  # a row with fewer than keep allowed blocks keeps only those
-    return layout
+    check_qk(q, k, causal)
+    return keep_highest(block_scores(q, k, block_size), keep, causal=causal)

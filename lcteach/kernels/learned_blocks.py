@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.attention.flex_attention import BlockMask
 from tqdm.auto import tqdm
 
-from lcteach.kernels.block_selection import block_means
+from lcteach.kernels.block_selection import block_means, check_qk, keep_highest
 from lcteach.validation import check_positive_int
 
 
@@ -39,19 +39,6 @@ def check_sparsity(sparsity) -> float:
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be a number in [0, 1) (the fraction of key blocks skipped), got {sparsity!r}")
     return float(sparsity)
-
-
-def _check_qk(q: torch.Tensor, k: torch.Tensor, causal: bool) -> None:
-    if not isinstance(q, torch.Tensor) or not isinstance(k, torch.Tensor):
-        raise TypeError(f"q and k must be torch.Tensors, got {type(q).__name__} and {type(k).__name__}")
-    if q.dim() != 4 or k.dim() != 4 or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must be (B, H, N, D) with the same B, H and D, got {tuple(q.shape)} and {tuple(k.shape)}"
-        )
-    if not q.is_floating_point() or q.dtype != k.dtype:
-        raise ValueError(f"q and k must share a floating-point dtype, got {q.dtype} and {k.dtype}")
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal attention needs as many queries as keys, got {q.shape[-2]} and {k.shape[-2]}")
 
 
 def keep_counts(allowed: torch.Tensor | int, sparsity: float) -> torch.Tensor:
@@ -75,21 +62,10 @@ def keep_top_blocks(scores: torch.Tensor, sparsity: float, *, causal: bool = Fal
     allowed = i + 1 for row i: it may keep only key blocks j <= i and always keeps its own
     block i, as ``select_blocks`` does. Ties go to the earlier block. O(Tq Tk log Tk).
     """
-    check_sparsity(sparsity)
+    sparsity = check_sparsity(sparsity)
     n_q_blocks, n_k_blocks = scores.shape[-2:]
-    if causal and n_q_blocks != n_k_blocks:
-        raise ValueError(f"a causal layout needs as many query as key blocks, got {n_q_blocks} and {n_k_blocks}")
-    rows = torch.arange(n_q_blocks, device=scores.device)[:, None]
-    columns = torch.arange(n_k_blocks, device=scores.device)[None, :]
-    scores = scores.detach()
-    if causal:
-        scores = scores.masked_fill(columns > rows, float("-inf")).masked_fill(columns == rows, float("inf"))
-        allowed = rows[:, 0] + 1
-    else:
-        allowed = torch.full((n_q_blocks,), n_k_blocks, device=scores.device)
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order).scatter_(-1, order, columns.expand_as(order).contiguous())
-    return ranks < keep_counts(allowed, sparsity).to(scores.device)[:, None]
+    allowed = torch.arange(1, n_q_blocks + 1) if causal else torch.full((n_q_blocks,), n_k_blocks)
+    return keep_highest(scores.detach(), keep_counts(allowed, sparsity), causal=causal)
 
 
 def window_layout(
@@ -112,7 +88,7 @@ def attention_probabilities(
     q: torch.Tensor, k: torch.Tensor, *, causal: bool = False, scale: float | None = None
 ) -> torch.Tensor:
     """The exact attention weights softmax(q k^T * scale) (B, H, Nq, Nk), causal if asked. O(Nq Nk D)."""
-    _check_qk(q, k, causal)
+    check_qk(q, k, causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     scores = (q @ k.transpose(-2, -1)) * scale
     if causal:
@@ -157,7 +133,7 @@ def attention_recall(
     so 1 - recall is the mass it drops. O(Nq Nk D) time, O(Nq Nk) memory.
     """
     check_positive_int("block_size", block_size)
-    _check_qk(q, k, causal)
+    check_qk(q, k, causal)
     blocks = (-(-q.shape[-2] // block_size), -(-k.shape[-2] // block_size))
     if not isinstance(layout, torch.Tensor) or layout.dtype != torch.bool:
         raise TypeError(f"layout must be a bool tensor, got {getattr(layout, 'dtype', type(layout).__name__)}")
@@ -257,7 +233,7 @@ class BlockPatternPredictor(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, block_size: int) -> torch.Tensor:
         """q (B, H, Nq, D), k (B, H, Nk, D) -> (B, H, Tq, Tk) block-pair scores (differentiable)."""
         check_positive_int("block_size", block_size)
-        _check_qk(q, k, False)
+        check_qk(q, k, False)
         return self.scores_from_means(block_means(q, block_size), block_means(k, block_size))
 
     @torch.no_grad()
@@ -268,7 +244,7 @@ class BlockPatternPredictor(nn.Module):
         blocks by predicted score (``keep_top_blocks``; with ``causal``, only blocks j <= i, the
         diagonal always). Cost: ``selection_flops`` plus the sort."""
         check_sparsity(sparsity)
-        _check_qk(q, k, causal)
+        check_qk(q, k, causal)
         return keep_top_blocks(self(q, k, block_size), sparsity, causal=causal)
 
 
@@ -305,7 +281,7 @@ def train_block_predictor(
     """
     check_positive_int("block_size", block_size)
     check_positive_int("steps", steps)
-    _check_qk(q, k, causal)
+    check_qk(q, k, causal)
     with torch.no_grad():
         target = block_attention_mass(q, k, block_size, causal=causal, scale=scale)
         q_means, k_means = block_means(q, block_size), block_means(k, block_size)

@@ -110,8 +110,9 @@ class ScalingReport:
 
     @property
     def throughput_exponent(self) -> float:
-        """Fitted p in tokens/s ~ n^p: 1 - time_exponent (0 for linear-time methods, -1 for quadratic)."""
-        return self._fitted(self.tokens_per_second)
+        """p in tokens/s ~ n^p: since tokens/s = n / seconds, 1 - time_exponent (0 for linear-time
+        methods, -1 for quadratic)."""
+        return 1 - self.time_exponent
 
     def table(self, *, throughput: bool = False) -> str:
         """A plain-text table, one row per sequence length, with the fitted exponents.

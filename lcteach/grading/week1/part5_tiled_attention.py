@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from lcteach.grading.budgets import expect_linear_memory
-from lcteach.grading.expectations import counted_only_if_right, expect_close, expect_pair, expect_tensor
+from lcteach.grading.budgets import check_linear_memory
+from lcteach.grading.expectations import expect_close, expect_pair, expect_tensor
 from lcteach.grading.session import Case, check
 from lcteach.kernels import dense_attention as reference_attention
 
@@ -56,13 +56,7 @@ MEMORY_DIM = 64
 MEMORY_BLOCK = 256
 
 
-def memory_budget(n: int, dim: int = MEMORY_DIM) -> int:
-    """Bytes tiled attention may allocate at length n: 16 float32 copies of an (n, dim) tensor
-    (32 MiB at n = 8192: an (n, n) score matrix does not fit, a (block, n) strip of scores does)."""
-    return 16 * n * dim * 4
-
-
-def _tiled_peak(student, case: Case, n: int):
+def _tiled_peak(case: Case, n: int):
     """One measured call at length n: (its peak memory, its result, the inputs)."""
     q, k, v = (case.randn(1, 1, n, MEMORY_DIM) for _ in range(3))
     measured = case.measure(q, k, v, block_size=MEMORY_BLOCK)
@@ -71,28 +65,16 @@ def _tiled_peak(student, case: Case, n: int):
 
 @check(f"peak memory is O(n): under budget at n={MEMORY_N}, about 4x when n grows 4x", weight=2)
 def _tiled_memory(student, case):
-    (small, small_result, small_inputs), (large, large_result, large_inputs) = (
-        _tiled_peak(student, case, MEMORY_N // 4),
-        _tiled_peak(student, case, MEMORY_N),
+    check_linear_memory(
+        lambda n: _tiled_peak(case, n),
+        lambda result, inputs: _judge_tiled(result, *inputs, MEMORY_BLOCK, with_lse=False),
+        MEMORY_N,
+        MEMORY_DIM,
+        what="your function",
+        matrix="float32 score matrix",
+        hint="never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
+        "write each query block's result into out as soon as it is done",
     )
-
-    def within_budget():
-        expect_linear_memory(
-            small,
-            large,
-            MEMORY_N,
-            memory_budget(MEMORY_N),
-            what="your function",
-            matrix="float32 score matrix",
-            hint="never build an (n, n) tensor: keep one (block, block) tile of scores at a time and "
-            "write each query block's result into out as soon as it is done",
-        )
-
-    def values():
-        for result, inputs in ((small_result, small_inputs), (large_result, large_inputs)):
-            _judge_tiled(result, *inputs, MEMORY_BLOCK, with_lse=False)
-
-    counted_only_if_right("the memory is within the budget", within_budget, values)
 
 
 CHECKS = (

@@ -7,8 +7,8 @@ import math
 
 import torch
 
-from lcteach.grading.budgets import dense_seconds, expect_work_share
-from lcteach.grading.expectations import expect_close, expect_pair, expect_tensor
+from lcteach.grading.budgets import dense_seconds, expect_work_share, fastest_measured_call
+from lcteach.grading.expectations import counted_if_right, expect_close, expect_pair, expect_tensor
 from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
 from lcteach.kernels import dense_attention as reference_attention
@@ -109,22 +109,22 @@ WORK_REPEATS = 2  # measured calls, each on inputs of its own; the fastest count
 )
 def _skips_tiles(student, case):
     batch, heads, n, d = WORK_SHAPE
-    seconds = []
-    for _ in range(WORK_REPEATS):  # new inputs for every call: a remembered answer is no shortcut
-        q, k, v = (case.randn(batch, heads, n, d) for _ in range(3))
-        measured = case.measure(q, k, v, block_size=WORK_BLOCK, window=WORK_WINDOW)
-        try:
-            _judge(measured.value, q, k, v, WORK_BLOCK, WORK_WINDOW, with_mistakes=False)
-        except CheckFailed as failure:
-            raise CheckFailed(
-                f"not counted: the measured call's values are wrong: {failure.message}",
-                "work is only measured for a right result: pass the checks above first",
-                details=failure.details,
-            ) from None
-        seconds.append(measured.cpu_seconds)
+
+    def judge(value, q, k, v):
+        with counted_if_right():
+            _judge(value, q, k, v, WORK_BLOCK, WORK_WINDOW, with_mistakes=False)
+
+    seconds, (q, k, v) = fastest_measured_call(
+        case,
+        WORK_REPEATS,
+        lambda: tuple(case.randn(batch, heads, n, d) for _ in range(3)),
+        judge,
+        block_size=WORK_BLOCK,
+        window=WORK_WINDOW,
+    )
     dense = dense_seconds(q, k, v, allowed_pairs(n, WORK_WINDOW))
     expect_work_share(
-        min(seconds),
+        seconds,
         dense,
         WORK_RATIO,
         f"n={n}, block_size={WORK_BLOCK}, window={WORK_WINDOW}",

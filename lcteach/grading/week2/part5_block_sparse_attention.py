@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from lcteach.grading.budgets import dense_seconds, expect_work_share, layout_mask
+from lcteach.grading.budgets import dense_seconds, expect_work_share, fastest_measured_call, layout_mask
 from lcteach.grading.expectations import expect_close, expect_tensor
 from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
@@ -142,24 +142,26 @@ def _describe(layout: torch.Tensor) -> str:
 )
 def _block_sparse_work(student, case):
     batch, heads, n, d = WORK_SHAPE
-    seconds = []
-    for _ in range(WORK_REPEATS):  # new inputs for every call: a remembered answer is no shortcut
+
+    def draw():
         q, k, v = (case.randn(batch, heads, n, d) for _ in range(3))
-        layout = _work_layout(case)
-        expected = reference_block_sparse(q, k, v, layout, WORK_BLOCK)
-        what, inputs = "out of the measured call", f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}"
-        measured = case.measure(q, k, v, layout, WORK_BLOCK)
+        return q, k, v, _work_layout(case), WORK_BLOCK
+
+    def judge(value, q, k, v, layout, block_size):
+        expected = reference_block_sparse(q, k, v, layout, block_size)
+        what, inputs = "out of the measured call", f"n={n}, block_size={block_size}, {_describe(layout)}"
         expect_close(
-            expect_tensor(measured.value, what, expected.shape, q.dtype, inputs=inputs),
+            expect_tensor(value, what, expected.shape, q.dtype, inputs=inputs),
             expected,
             what,
             "work is only measured for a right result: pass the checks above first",
             inputs=inputs,
         )
-        seconds.append(measured.cpu_seconds)
+
+    seconds, (q, k, v, layout, _) = fastest_measured_call(case, WORK_REPEATS, draw, judge)
     dense = dense_seconds(q, k, v, layout_mask(layout, WORK_BLOCK, n, n))  # inputs of the same size
     expect_work_share(
-        min(seconds),
+        seconds,
         dense,
         WORK_RATIO,
         f"n={n}, block_size={WORK_BLOCK}, {_describe(layout)}",
