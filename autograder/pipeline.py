@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -22,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.cgroups import CGROUP_ENV, SubmissionCgroup
-from autograder.commands import failure_summary, nbgrader, run_command
+from autograder.commands import NBGRADER, failure_summary, nbgrader, run_command
 from autograder.copying import STAGED, refused_members, show, stage_submission, unstage_submission
 from autograder.feedback_html import generate_feedback
 from autograder.gradebook import check_gradebook, export_grades, graded_notebooks, scores, zero_notebook
@@ -189,9 +188,7 @@ def _autograde_notebook(
     if seconds_left <= 0:
         return "not run: the submission's time was used up"
     command = [
-        sys.executable,
-        "-m",
-        "nbgrader",
+        *NBGRADER,
         "autograde",
         submission.week,
         f"--student={submission.student}",
