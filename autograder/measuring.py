@@ -106,12 +106,12 @@ class MeasuringProcess:
         return Measured(value, peak, self._cpu_seconds() - cpu)
 
     def close(self) -> None:
+        """End the process. Everything it had to give is read, so it is killed (bubblewrap takes the
+        sandbox with it) rather than left to tear down torch: 1 to 3 s per process, counted in
+        every submission's time."""
         self.client.finish()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.kill()
+        self.process.wait()
 
     def __enter__(self) -> MeasuringProcess:
         return self

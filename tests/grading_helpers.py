@@ -39,15 +39,16 @@ class InProcessMeasurer:
         pass
 
 
-def grade_remotely(part, fn, seed: int | None = None):
-    """Judge ``fn`` as the trusted grader does: the checks here, ``fn`` behind a channel in a thread."""
+def grade_remotely(part, fn, seed: int | None = None, measurer=InProcessMeasurer):
+    """Judge ``fn`` as the trusted grader does: the checks here, ``fn`` behind a channel in a thread;
+    ``measurer(fn)`` starts what measures it."""
     trusted, student = socket.socketpair()
     served = threading.Thread(target=lambda: Server(student).serve({"student": fn}), daemon=True)
     served.start()
     client = Client(trusted, time_limit=60)
     hello = client.hello()
     try:
-        return judge_remote(part, client, hello["student"], seed, lambda: InProcessMeasurer(fn))
+        return judge_remote(part, client, hello["student"], seed, lambda: measurer(fn))
     finally:
         client.finish()
         served.join(10)

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from lcteach.grading.expectations import counted_only_if_right
+from lcteach.grading.expectations import counted_if_right, counted_only_if_right
 from lcteach.grading.results import CheckFailed
 from lcteach.measure import format_bytes
 
@@ -42,10 +42,21 @@ def dense_seconds(q, k, v, mask, repeats: int = 3) -> float:
         torch.set_num_threads(threads)
 
 
-def fastest_measured_call(case, repeats: int, draw, judge, **kwargs) -> tuple[float, tuple]:
+def rehearse(call_and_judge) -> None:
+    """Before a measured check starts its measuring process (about 4 s of CPU): ``call_and_judge()``
+    calls the student's function in its own process on small inputs like the measured ones and
+    judges the values; when they are wrong the check fails as not counted, measuring nothing, since
+    numbers measured for wrong values could not count anyway."""
+    with counted_if_right():
+        call_and_judge()
+
+
+def fastest_measured_call(case, repeats: int, draw, judge, *, call_and_judge, **kwargs) -> tuple[float, tuple]:
     """The least CPU time of ``repeats`` measured calls of the student's function, each on new
     inputs ``draw()`` (so a remembered answer is no shortcut) with ``kwargs``, each judged right
-    by ``judge(value, *inputs)`` first; and the last inputs, for timing the yardstick on."""
+    by ``judge(value, *inputs)`` first; and the last inputs, for timing the yardstick on.
+    ``call_and_judge`` is the rehearsal (``rehearse``) that comes first."""
+    rehearse(call_and_judge)
     seconds = []
     for _ in range(repeats):
         inputs = draw()
@@ -73,11 +84,15 @@ def linear_memory_budget(n: int, dim: int) -> int:
     return 16 * n * dim * 4
 
 
-def check_linear_memory(measure_at, judge, n: int, dim: int, *, what: str, matrix: str, hint: str) -> None:
+def check_linear_memory(
+    measure_at, judge, n: int, dim: int, *, what: str, matrix: str, hint: str, call_and_judge
+) -> None:
     """The memory check of an O(n) kernel: ``measure_at(m)`` makes one measured call at length m
     and returns (its peak bytes, its value, its inputs), at n / 4 and then at n; the peaks must
     keep to ``linear_memory_budget`` and grow linearly (``expect_linear_memory``), and they count
-    only when ``judge(value, inputs)`` finds both values right (``counted_only_if_right``)."""
+    only when ``judge(value, inputs)`` finds both values right (``counted_only_if_right``).
+    ``call_and_judge`` is the rehearsal (``rehearse``) that comes first."""
+    rehearse(call_and_judge)
     (small, *small_run), (large, *large_run) = measure_at(n // 4), measure_at(n)
     counted_only_if_right(
         "the memory is within the budget",

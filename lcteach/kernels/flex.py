@@ -33,7 +33,6 @@ import functools
 import weakref
 
 import torch
-from torch._dynamo.exc import BackendCompilerFailed
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from lcteach.kernels.block_sparse import block_layout, block_sparse_attention
@@ -187,6 +186,8 @@ def _compiled(fn, dynamic: bool = True):
 
 def _run_compiled(mask_mod, score_mod, q, k, v, block_mask: BlockMask, scale) -> torch.Tensor | None:
     """Compiled flex_attention; None (and the reason in _COMPILE_FAILURES) when it cannot be built."""
+    from torch._dynamo.exc import BackendCompilerFailed  # importing torch._dynamo takes 2.3 s: only when compiling
+
     dynamic = _failure(mask_mod, score_mod) != "dynamic"
     try:
         with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):

@@ -112,13 +112,25 @@ MEMORY_DIM = 64
 MEMORY_BLOCK = 256
 
 
-def _backward_peak(case: Case, n: int):
-    """One measured call at length n: (its peak memory, its result, the inputs)."""
+def _backward_inputs(case: Case, n: int):
+    """(q, k, v, out, lse, d_out) of length n, out and lse from the tiled reference."""
     q, k, v, d_out = (case.randn(1, 1, n, MEMORY_DIM) for _ in range(4))
     with torch.no_grad():
         out, lse = reference_tiled(q, k, v, block_q=MEMORY_BLOCK, block_k=MEMORY_BLOCK)
+    return q, k, v, out, lse, d_out
+
+
+def _backward_peak(case: Case, n: int):
+    """One measured call at length n: (its peak memory, its result, the inputs)."""
+    q, k, v, out, lse, d_out = _backward_inputs(case, n)
     measured = case.measure(q, k, v, out, lse, d_out, block_size=MEMORY_BLOCK)
     return measured.peak_bytes, measured.value, (q, k, v, d_out)
+
+
+def _rehearsal(student, case: Case):
+    """An unmeasured call like the measured ones, at two blocks."""
+    q, k, v, out, lse, d_out = _backward_inputs(case, 2 * MEMORY_BLOCK)
+    _judge_measured(case.call(student, q, k, v, out, lse, d_out, block_size=MEMORY_BLOCK), (q, k, v, d_out))
 
 
 def _judge_measured(result, inputs):
@@ -142,6 +154,7 @@ def _backward_memory(student, case):
         matrix="float32 matrix",
         hint="never build P or dS for all pairs: recompute one (block, block) tile of P from the lse, use it "
         "for its share of dq, dk and dv, and drop it",
+        call_and_judge=lambda: _rehearsal(student, case),
     )
 
 
