@@ -15,11 +15,29 @@ SOLUTION = solution_namespace(SOLUTIONS / "week2_sparse" / "exercises.py")
 # ---------------------------------------------------------------- 1. strided
 
 
-def strided_with(distance=lambda q, kv, s: (q - kv) % s == 0, honour_causal=True, check=True):
+def strided_with(
+    distance=lambda q, kv, s: (q - kv) % s == 0,
+    honour_causal=True,
+    check=True,
+    check_sequence=True,
+    head=lambda strides, h: strides[h],
+    per_head=True,
+):
+    """``head(strides, h)`` picks head h's stride from the tensor of a sequence's strides;
+    ``check_sequence=False`` validates an int only; ``per_head=False`` is the int-only solution."""
+
     def generate_strided(stride, causal=False):
-        if check and stride < 1:
+        sequence = per_head and not isinstance(stride, int)
+        strides = list(stride) if sequence else [stride]
+        if check and (check_sequence or not sequence) and (not strides or min(strides) < 1):
             raise ValueError("stride must be >= 1")
-        return lambda b, h, q, kv: distance(q, kv, stride) & ((kv <= q) if causal and honour_causal else (q >= 0))
+        table = torch.tensor(strides)
+
+        def strided(b, h, q, kv):
+            s = head(table, h) if sequence else stride
+            return distance(q, kv, s) & ((kv <= q) if causal and honour_causal else (q >= 0))
+
+        return strided
 
     return generate_strided
 
@@ -72,11 +90,21 @@ def own_block_forced(kv, r, g, row):
 # ---------------------------------------------------------------- 3. Longformer
 
 
-def longformer_with(radius=lambda w: w // 2, rows=True, cols=True, causal=False, count_extra=0):
-    def generate_longformer(window, global_tokens):
+def longformer_with(
+    radius=lambda w: w // 2, rows=True, cols=True, causal=False, count_extra=0, dilated="right", check_dilation=True
+):
+    """``dilated``: "right", "ignored" (the plain window), "undilated-reach" (keys d apart out to
+    window // 2 only), "reach-window" (out to window * d), "global-too" (the global tokens dilated
+    as well) or "every-key" (every key out to (window // 2) * d)."""
+
+    def generate_longformer(window, global_tokens, dilation=1):
         if window < 1 or window % 2 == 0:
             raise ValueError("window must be odd and >= 1")
+        if check_dilation and dilation < 1:
+            raise ValueError("dilation must be >= 1")
         positions = range(global_tokens + count_extra) if isinstance(global_tokens, int) else global_tokens
+        d = 1 if dilated == "ignored" else max(dilation, 1)
+        reach = {"undilated-reach": radius(window), "reach-window": window * d}.get(dilated, radius(window) * d)
 
         def is_global(idx):
             flag = idx < 0
@@ -85,8 +113,10 @@ def longformer_with(radius=lambda w: w // 2, rows=True, cols=True, causal=False,
             return flag
 
         def longformer(b, h, q, kv):
-            band = ((q - kv >= 0) & (q - kv < window)) if causal else (q - kv).abs() <= radius(window)
-            return band | (is_global(q) if rows else q < 0) | (is_global(kv) if cols else q < 0)
+            on_step = (q - kv) % d == 0 if dilated != "every-key" else q >= 0
+            band = ((q - kv >= 0) & (q - kv < window)) if causal else ((q - kv).abs() <= reach) & on_step
+            union = band | (is_global(q) if rows else q < 0) | (is_global(kv) if cols else q < 0)
+            return union & on_step if dilated == "global-too" else union
 
         return longformer
 

@@ -24,15 +24,16 @@ VMAP_HINT = (
 )
 
 
-def student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
-    """Materialise a student's mask_mod with FlexAttention's create_mask, as real code would: bool (n_q, n_k)."""
+def student_mask(case: Case, mask_mod, n_q: int, n_k: int, heads: int | None = None) -> torch.Tensor:
+    """Materialise a student's mask_mod with FlexAttention's create_mask, as real code would: bool
+    (n_q, n_k) for one head, or bool (heads, n_q, n_k) when ``heads`` is given (h runs over 0 .. heads-1)."""
     if not is_function(mask_mod):
         raise CheckFailed(
             f"expected a mask_mod function, got {type(mask_mod).__name__}",
             "a generate_... function must return its inner mask_mod function, not call it",
         )
     try:
-        mask = case.call(create_mask, mask_mod, None, None, n_q, n_k, device="cpu")
+        mask = case.call(create_mask, mask_mod, None, heads, n_q, n_k, device="cpu")
     except CheckFailed as failure:
         if "vmap" not in failure.full_text():
             raise
@@ -42,7 +43,9 @@ def student_mask(case: Case, mask_mod, n_q: int, n_k: int) -> torch.Tensor:
             raised=failure.raised,
             details=failure.details,
         ) from None
-    return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool, "(1, 1, Nq, Nk)", "")[0, 0]
+    if heads is None:
+        return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool, "(1, 1, Nq, Nk)", "")[0, 0]
+    return expect_tensor(mask, "the materialised mask", (1, heads, n_q, n_k), torch.bool, "(1, H, Nq, Nk)", "")[0]
 
 
 def expect_mask(
@@ -50,7 +53,8 @@ def expect_mask(
 ) -> None:
     """Bool masks equal, or fail naming the kind of difference and the known mistake ``seen`` matches,
     if any. ``what`` names the mask in words that hold for any input; ``inputs`` (the call and the
-    sizes) and the differing entries go into the details."""
+    sizes) and the differing entries go into the details. Masks are (n_q, n_k), or (heads, n_q, n_k)
+    for a mask materialised per head."""
     if torch.equal(seen, expected):
         return
     wrong = (seen != expected).nonzero()
@@ -63,8 +67,9 @@ def expect_mask(
         else "blocks pairs it should allow"
     )
     hint = next((f"your mask matches {name}" for name, m in mistakes.items() if torch.equal(seen, m)), "")
-    i, j = wrong[0].tolist()
-    example = f"(query {i}, key {j}) should be {'allowed' if expected[i, j] else 'blocked'}"
+    *head, i, j = wrong[0].tolist()
+    where = f"head {head[0]}, " if head else ""
+    example = f"({where}query {i}, key {j}) should be {'allowed' if expected[tuple(wrong[0])] else 'blocked'}"
     raise CheckFailed(
         f"{what} {kind}",
         hint,
@@ -77,6 +82,7 @@ def grid(n_q: int, n_k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(n_q)[:, None], torch.arange(n_k)[None, :]
 
 
-def materialised(mask_mod, n_q: int, n_k: int | None = None) -> torch.Tensor:
-    """A reference mask_mod as a bool (n_q, n_k) matrix."""
-    return materialize_mask(mask_mod, n_q, n_k)[0, 0]
+def materialised(mask_mod, n_q: int, n_k: int | None = None, heads: int | None = None) -> torch.Tensor:
+    """A reference mask_mod as a bool (n_q, n_k) matrix, or (heads, n_q, n_k) when ``heads`` is given."""
+    mask = materialize_mask(mask_mod, n_q, n_k, heads=heads)[0]
+    return mask[0] if heads is None else mask

@@ -4,8 +4,8 @@ their evaluation and counting, and the catalog of named patterns.
 Every ``generate_<name>`` returns ``mask_mod(b, h, q_idx, kv_idx) -> bool tensor`` (True = attend,
 positions start at 0) built from elementwise tensor ops only, so it works on scalar indices under
 ``vmap`` (create_mask, create_block_mask), on broadcast index grids (the tiled kernels) and inside
-``and_masks`` / ``or_masks``. The b and h indices are ignored: every head and batch entry gets the
-same pattern.
+``and_masks`` / ``or_masks``. The b index is ignored, and so is h except in generate_strided with one
+stride per head: otherwise every head and batch entry gets the same pattern.
 """
 
 from lcteach.masks.bigbird import generate_bigbird

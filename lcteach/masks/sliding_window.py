@@ -22,7 +22,7 @@ def generate_sliding_window(window: int) -> MaskMod:
     return sliding_window
 
 
-def generate_symmetric_window(window: int) -> MaskMod:
+def generate_symmetric_window(window: int, dilation: int = 1) -> MaskMod:
     """Bidirectional window of ``window`` keys centred on the query (BigBird, Longformer).
 
     Query i attends key j when |i - j| <= window // 2: the query itself and window // 2 keys
@@ -30,11 +30,27 @@ def generate_symmetric_window(window: int) -> MaskMod:
     lcteach.generate_sliding_window, ``window`` counts the keys of a row, the query
     included; rows within window // 2 of an end have fewer. O(n * window) pairs.
     (The papers' w with w/2 keys per side is window = w + 1 here.)
+
+    ``dilation`` d spreads the same keys d apart (Longformer's dilated window): query i attends
+    key j when (i - j) % d == 0 and |i - j| <= (window // 2) * d, still ``window`` keys per row
+    (i, i ± d, ..., i ± (window // 2) * d) but a reach of (window // 2) * d on each side.
+    d=1 is the plain window.
     """
     radius = check_symmetric_window(window) // 2
+    check_positive_int("dilation", dilation)
+    reach = radius * dilation
 
-    def symmetric_window(b, h, q_idx, kv_idx):
-        return (q_idx - kv_idx).abs() <= radius
+    if dilation == 1:
 
-    symmetric_window.__name__ = f"symmetric_window_{window}"
-    return symmetric_window
+        def symmetric_window(b, h, q_idx, kv_idx):
+            return (q_idx - kv_idx).abs() <= radius
+
+        symmetric_window.__name__ = f"symmetric_window_{window}"
+        return symmetric_window
+
+    def dilated_window(b, h, q_idx, kv_idx):
+        distance = q_idx - kv_idx
+        return (distance.abs() <= reach) & (distance % dilation == 0)
+
+    dilated_window.__name__ = f"symmetric_window_{window}_dilated_{dilation}"
+    return dilated_window

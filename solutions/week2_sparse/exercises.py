@@ -90,25 +90,47 @@ def show(mask_mod, n, n_k=None):
 # - `stride=1` is full attention (with `causal=True`: the causal mask);
 # - a `stride` below 1 makes no sense: raise `ValueError` with a message that says so.
 #
+# **One stride per head.** Longformer dilates its heads differently, so that some heads see
+# far and others near. `stride` may also be a sequence of ints (a list or a tuple), one per
+# head: head `h` uses `stride[h]`, that is, query `i` of head `h` attends key `j` when
+# `(i - j) % stride[h] == 0` (and `j <= i` if `causal`). The mask_mod is then used with exactly
+# `len(stride)` heads, `create_mask(mask_mod, None, len(stride), n, n)`, which calls it with `h`
+# running over `0 .. len(stride) - 1`. An int still means the same stride on every head.
+# Raise `ValueError` for an empty sequence and for a sequence holding any stride below 1.
+# For example, `generate_strided([1, 3])` gives head 0 full attention and head 1 the keys
+# `i, i ± 3, ...`; `generate_strided([2, 0])` raises `ValueError`.
+#
 # As in Week 1, a `mask_mod` is called on tensors under `torch.vmap`: use tensor operations
 # (`%`, `==`, `<=`, `&`) on the indices. `causal` is a plain Python bool that you know when
-# the mask_mod is made, so an `if causal:` around tensor code is fine.
+# the mask_mod is made, so an `if causal:` around tensor code is fine. Under vmap `h` is a
+# tensor too: `stride[h]` on a Python list fails, but a tensor indexed by it works
+# (`strides = torch.tensor(stride)` when the mask_mod is made, then `strides[h]` inside it).
 
 
 # %% nbgrader={"grade": false, "grade_id": "strided", "locked": false, "schema_version": 3, "solution": true}
 def generate_strided(stride, causal=False):
-    """Return mask_mod(b, h, q_idx, kv_idx): (q_idx - kv_idx) % stride == 0, and kv_idx <= q_idx if causal."""
+    """Return mask_mod(b, h, q_idx, kv_idx): (q_idx - kv_idx) % stride == 0, and kv_idx <= q_idx if causal.
+    A sequence of strides gives head h the stride stride[h]."""
     ### BEGIN SOLUTION
-    if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
+    per_head = not isinstance(stride, int)
+    strides = list(stride) if per_head else [stride]
+    if not strides:
+        raise ValueError("stride must be an int >= 1 or a non-empty sequence of them, got an empty sequence")
+    for head, value in enumerate(strides):
+        if value < 1:
+            raise ValueError(
+                f"every stride must be at least 1, got {value}" + (f" for head {head}" if per_head else "")
+            )
+    table = torch.tensor(strides)
 
     def strided(b, h, q_idx, kv_idx):
-        allowed = (q_idx - kv_idx) % stride == 0
+        head_stride = table[h] if per_head else stride
+        allowed = (q_idx - kv_idx) % head_stride == 0
         if causal:
             allowed = allowed & (kv_idx <= q_idx)
         return allowed
 
-    strided.__name__ = f"strided_{stride}" + ("_causal" if causal else "")
+    strided.__name__ = "strided_" + "_".join(map(str, strides)) + ("_causal" if causal else "")
     return strided
     ### END SOLUTION
 
@@ -117,12 +139,17 @@ def generate_strided(stride, causal=False):
 grade.strided(generate_strided)
 
 # %% [markdown]
-# Look at it: stride 3 over 9 tokens, both ways and causal.
+# Look at it: stride 3 over 9 tokens, both ways and causal; then one stride per head, here
+# strides 1 and 3 on two heads (head 1 of the mask).
 
 # %%
 show(generate_strided(3), 9)
 print()
 show(generate_strided(3, causal=True), 9)
+print()
+two_heads = create_mask(generate_strided([1, 3], causal=True), None, 2, 9, 9, device="cpu")[0]
+one_head = create_mask(generate_strided(3, causal=True), None, None, 9, 9, device="cpu")[0, 0]
+print(f"per-head mask {tuple(two_heads.shape)}; head 1 is stride 3: {torch.equal(two_heads[1], one_head)}")
 
 # %% [markdown]
 # ## Part 2: a random block layout you can reproduce (2 points)
@@ -186,21 +213,33 @@ print(random_block_layout(6, 6, 2, seed=1).int())
 #   query attends it (its column is all `True`). `global_tokens` is either a count `g` (the
 #   first `g` tokens, positions `0 .. g-1`) or a list of positions, e.g. `[0, 17]`.
 #
-# Write `generate_longformer(window, global_tokens)` returning the `mask_mod` of the union:
-# allowed when the pair is in the window **or** the query is global **or** the key is global.
-# To test "is this index global?" under vmap, compare it with each position (`idx == p`) and
-# combine with `|`; a lookup table indexed past its end would fail.
+# Write `generate_longformer(window, global_tokens, dilation=1)` returning the `mask_mod` of the
+# union: allowed when the pair is in the window **or** the query is global **or** the key is
+# global. To test "is this index global?" under vmap, compare it with each position
+# (`idx == p`) and combine with `|`; a lookup table indexed past its end would fail.
+#
+# **A dilated window.** Longformer widens the reach of a window without adding keys by
+# spacing them out: with `dilation = d`, query `i` attends key `j` through the window when
+# `(i - j) % d == 0` **and** `|i - j| <= (window // 2) * d`. A row still holds `window` keys,
+# `i, i ± d, i ± 2d, ..., i ± (window // 2)·d`, but reaches `(window // 2)·d` on each side.
+# `dilation=1` is exactly the window above. The global tokens are not dilated: a global token
+# still attends every key and is attended by every query, at any distance. A `dilation` below 1:
+# raise `ValueError`. For example, `generate_longformer(5, [0], dilation=3)` lets query 20 of a
+# long sequence attend keys 14, 17, 20, 23, 26 and 0 (and token 0 attend every key).
 
 
 # %% nbgrader={"grade": false, "grade_id": "longformer", "locked": false, "schema_version": 3, "solution": true}
-def generate_longformer(window, global_tokens):
-    """Return mask_mod: |q_idx - kv_idx| <= window // 2, or q_idx global, or kv_idx global."""
+def generate_longformer(window, global_tokens, dilation=1):
+    """Return mask_mod: the window ((q_idx - kv_idx) % dilation == 0 and |q_idx - kv_idx| <= (window // 2) *
+    dilation), or q_idx global, or kv_idx global."""
     ### BEGIN SOLUTION
     if window < 1 or window % 2 == 0:
         raise ValueError(
             f"window must be odd and at least 1 (the query plus the same number of keys on each side), got {window}"
         )
-    radius = window // 2
+    if dilation < 1:
+        raise ValueError(f"dilation must be at least 1 (keys dilation apart), got {dilation}")
+    reach = (window // 2) * dilation
     positions = list(range(global_tokens)) if isinstance(global_tokens, int) else list(global_tokens)
 
     def is_global(idx):
@@ -210,9 +249,11 @@ def generate_longformer(window, global_tokens):
         return flag
 
     def longformer(b, h, q_idx, kv_idx):
-        return ((q_idx - kv_idx).abs() <= radius) | is_global(q_idx) | is_global(kv_idx)
+        distance = q_idx - kv_idx
+        in_window = (distance.abs() <= reach) & (distance % dilation == 0)
+        return in_window | is_global(q_idx) | is_global(kv_idx)
 
-    longformer.__name__ = f"longformer_w{window}_g{len(positions)}"
+    longformer.__name__ = f"longformer_w{window}_g{len(positions)}" + (f"_d{dilation}" if dilation > 1 else "")
     return longformer
     ### END SOLUTION
 
@@ -222,6 +263,8 @@ grade.longformer(generate_longformer)
 
 # %%
 show(generate_longformer(3, [0, 6]), 10)
+print()
+show(generate_longformer(3, [0], dilation=2), 10)
 
 # %% [markdown]
 # ## Part 4: BigBird by composition (3 points)

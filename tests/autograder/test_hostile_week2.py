@@ -866,10 +866,11 @@ HONEST_VARIANT = (
         "    sys.stderr.write('to stderr\\n')\n"
         "    for _ in tqdm(range(3)):\n"
         "        pass\n"
-        "    if stride < 1:\n"
+        "    strides = torch.as_tensor(stride).reshape(-1)  # an int is one stride for every head\n"
+        "    if len(strides) == 0 or bool((strides < 1).any()):\n"
         "        raise ValueError(f'a stride below 1 makes no sense: {stride}')\n"
         "    def strided(b, h, q_idx, kv_idx):\n"
-        "        keep = torch.remainder(q_idx - kv_idx, stride) == 0\n"
+        "        keep = torch.remainder(q_idx - kv_idx, strides[h % len(strides)]) == 0\n"
         "        return keep & (q_idx >= kv_idx) if causal else keep\n"
         "    return strided\n",
     ),

@@ -18,26 +18,46 @@ from lcteach.grading.week2 import part5_block_sparse_attention as part5
 
 
 def strided_remainder(stride, causal=False):
-    if stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride}")
+    """An int is a table of one stride; head h reads entry h % len(table), the same for an int on any head."""
+    table = torch.as_tensor(stride).reshape(-1)
+    if table.numel() == 0 or bool((table < 1).any()):
+        raise ValueError(f"stride must be a positive integer or a non-empty sequence of them, got {stride}")
 
     def strided(b, h, q_idx, kv_idx):
-        return ((q_idx - kv_idx).remainder(stride) == 0) & ((kv_idx <= q_idx) | (not causal))
+        return ((q_idx - kv_idx).remainder(table[h % len(table)]) == 0) & ((kv_idx <= q_idx) | (not causal))
 
     return strided
 
 
 def strided_composed(stride, causal=False):
-    """The pattern and the causal mask composed with and_masks."""
-    if not stride >= 1:
+    """The pattern and the causal mask composed with and_masks; per head, or_masks of one term per head."""
+    strides = [stride] if isinstance(stride, int) else list(stride)
+    if not strides or not min(strides) >= 1:
         raise ValueError("stride < 1")
 
-    def on_stride(b, h, q_idx, kv_idx):
-        return (q_idx - kv_idx) % stride == 0
+    def term(head, s):
+        def on_stride(b, h, q_idx, kv_idx):
+            return ((q_idx - kv_idx) % s == 0) & ((h == head) | isinstance(stride, int))
 
-    return and_masks(variants.SOLUTION.causal_mask, on_stride) if causal else on_stride
+        return on_stride
+
+    pattern = or_masks(*(term(head, s) for head, s in enumerate(strides)))
+    return and_masks(variants.SOLUTION.causal_mask, pattern) if causal else pattern
 
 
+def strided_int_only(stride, causal=False):
+    """Today's lecture solution: right for an int stride, with no idea of one stride per head."""
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+
+    def strided(b, h, q_idx, kv_idx):
+        allowed = (q_idx - kv_idx) % stride == 0
+        return allowed & (kv_idx <= q_idx) if causal else allowed
+
+    return strided
+
+
+STRIDED_PER_HEAD = "a sequence of strides"
 STRIDED = (
     Right("remainder", strided_remainder),
     Right("and-masks", strided_composed),
@@ -47,7 +67,7 @@ STRIDED = (
         0,
         "matches (i - j)",
         "a stride one too large",
-        not_counted=("stride < 1",),
+        not_counted=("stride < 1", "a sequence with a stride"),
     ),
     Wrong(
         "fixed-columns",
@@ -55,12 +75,63 @@ STRIDED = (
         0,
         "matches (i - j)",
         "multiples of the stride",
-        not_counted=("stride=1", "stride < 1"),
+        not_counted=("stride=1", "stride < 1", "a sequence with a stride"),
+    ),
+    # causal=True is ignored for one stride and for one per head alike: the three checks that try it fail
+    Wrong(
+        "ignores-causal",
+        variants.strided_with(honour_causal=False),
+        2 * 3 / 6,
+        "causal=True keeps",
+        "also looks at later keys",
     ),
     Wrong(
-        "ignores-causal", variants.strided_with(honour_causal=False), 1, "causal=True keeps", "also looks at later keys"
+        "no-validation",
+        variants.strided_with(check=False),
+        2 * 4 / 6,
+        "stride < 1",
+        "raise ValueError",
+        not_counted=(),
     ),
-    Wrong("no-validation", variants.strided_with(check=False), 1.5, "stride < 1", "raise ValueError"),
+    Wrong(
+        "no-sequence-validation",
+        variants.strided_with(check_sequence=False),
+        2 * 5 / 6,
+        "a sequence with a stride",
+        "instead of raising ValueError",
+    ),
+    Wrong(
+        "first-stride-everywhere",
+        variants.strided_with(head=lambda strides, h: strides[0]),
+        2 * 4 / 6,
+        STRIDED_PER_HEAD,
+        "every head using stride[0]",
+        not_counted=("a sequence with a stride",),
+    ),
+    Wrong(
+        "reversed-heads",
+        variants.strided_with(head=lambda strides, h: strides.flip(0)[h]),
+        2 * 4 / 6,
+        STRIDED_PER_HEAD,
+        "reverse order",
+        not_counted=("a sequence with a stride",),
+    ),
+    Wrong(
+        "head-off-by-one",
+        variants.strided_with(head=lambda strides, h: strides[(h - 1) % len(strides)]),
+        2 * 4 / 6,
+        STRIDED_PER_HEAD,
+        "stride[h - 1]",
+        not_counted=("a sequence with a stride",),
+    ),
+    Wrong(
+        "int-only",
+        strided_int_only,
+        2 * 4 / 6,
+        STRIDED_PER_HEAD,
+        "TypeError",
+        not_counted=("a sequence with a stride",),
+    ),
 )
 
 # ---------------------------------------------------------------- 2. random block layout
@@ -111,14 +182,19 @@ LAYOUT = (
 # ---------------------------------------------------------------- 3. Longformer
 
 
-def longformer_composed(window, global_tokens):
-    """or_masks of a window and a global-token mask_mod."""
+def longformer_composed(window, global_tokens, dilation=1):
+    """or_masks of a window and a global-token mask_mod; the dilation as a second and_masks term."""
     if window < 1 or window % 2 != 1:
         raise ValueError("the window must be odd and at least 1")
+    if not dilation >= 1:
+        raise ValueError(f"dilation {dilation} < 1")
     positions = range(global_tokens) if isinstance(global_tokens, int) else global_tokens
 
     def band(b, h, q_idx, kv_idx):
-        return (q_idx - kv_idx).abs() * 2 < window + 1
+        return (q_idx - kv_idx).abs() * 2 < (window - 1) * dilation + 1
+
+    def on_step(b, h, q_idx, kv_idx):
+        return (q_idx - kv_idx).remainder(dilation) == 0
 
     def global_pair(b, h, q_idx, kv_idx):
         flag = q_idx != q_idx
@@ -126,20 +202,23 @@ def longformer_composed(window, global_tokens):
             flag = flag | (q_idx == p) | (kv_idx == p)
         return flag
 
-    return or_masks(band, global_pair)
+    return or_masks(and_masks(band, on_step), global_pair)
 
 
-def longformer_min_distance(window, global_tokens):
-    """Positions as a tensor: an index is global when its distance to the nearest global position is 0."""
-    if not (window >= 1 and window % 2):
-        raise ValueError(f"bad window {window}")
+def longformer_min_distance(window, global_tokens, dilation=1):
+    """Positions as a tensor: an index is global when its distance to the nearest global position is 0;
+    the window is the offsets it allows, d apart."""
+    if not (window >= 1 and window % 2) or dilation < 1:
+        raise ValueError(f"bad window {window} or dilation {dilation}")
     positions = torch.arange(global_tokens) if isinstance(global_tokens, int) else torch.tensor(global_tokens)
+    offsets = torch.arange(-(window // 2), window // 2 + 1) * dilation
 
     def is_global(idx):
         return (positions - idx).abs().min() == 0 if len(positions) else idx < 0
 
     def longformer(b, h, q_idx, kv_idx):
-        return ((q_idx - kv_idx).abs() <= window // 2) | is_global(q_idx) | is_global(kv_idx)
+        in_window = ((offsets - (q_idx - kv_idx)) == 0).any()
+        return in_window | is_global(q_idx) | is_global(kv_idx)
 
     return longformer
 
@@ -159,10 +238,49 @@ LONGFORMER = (
     Wrong(
         "count-plus-one",
         variants.longformer_with(count_extra=1),
-        0.5,
+        1 / 3,  # the global tokens as positions only: the dilation check counts them too
         "global tokens as a count",
         "one global token too many",
-        not_counted=("window=1", "an even window"),
+        not_counted=("window=1", "an even window", "dilation < 1"),
+    ),
+    Wrong(
+        "dilation-ignored",
+        variants.longformer_with(dilated="ignored"),
+        4 / 3,
+        "dilation d",
+        "a window without the dilation",
+        not_counted=("dilation < 1",),
+    ),
+    Wrong(
+        "dilated-reach-too-short",
+        variants.longformer_with(dilated="undilated-reach"),
+        4 / 3,
+        "dilation d",
+        "a dilated window cut at window // 2",
+        not_counted=("dilation < 1",),
+    ),
+    Wrong(
+        "dilated-reach-window-d",
+        variants.longformer_with(dilated="reach-window"),
+        0,  # window * d is a radius of window at d=1 too: the undilated checks find that mistake
+        "dilation d",
+        "a dilated window reaching window * d",
+        not_counted=("dilation < 1",),
+    ),
+    Wrong(
+        "global-tokens-dilated",
+        variants.longformer_with(dilated="global-too"),
+        4 / 3,
+        "dilation d",
+        "the dilation applied to the global tokens too",
+        not_counted=("dilation < 1",),
+    ),
+    Wrong(
+        "dilation-unchecked",
+        variants.longformer_with(check_dilation=False),
+        5 / 3,
+        "dilation < 1",
+        "raise ValueError",
     ),
 )
 

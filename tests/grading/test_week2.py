@@ -69,11 +69,40 @@ def assert_fails(part, mutant, capsys, failing: str, hint: str):
         (strided_with(honour_causal=False), "causal=True keeps", "also looks at later keys"),
         (strided_with(distance=lambda q, kv, s: ((q - kv) % s == 0) & (kv <= q)), "matches (i - j)", "both ways"),
         (strided_with(check=False), "stride < 1", "raise ValueError"),
+        (strided_with(head=lambda t, h: t[0]), "a sequence of strides", "every head using stride[0]"),
+        (strided_with(head=lambda t, h: t.flip(0)[h]), "a sequence of strides", "reverse order"),
+        (strided_with(head=lambda t, h: t[(h + 1) % len(t)]), "a sequence of strides", "stride[h + 1]"),
+        (strided_with(head=lambda t, h: t[(h - 1) % len(t)]), "a sequence of strides", "stride[h - 1]"),
+        (strided_with(per_head=False), "a sequence of strides", "TypeError"),
+        (strided_with(check_sequence=False), "a sequence with a stride < 1", "instead of raising ValueError"),
     ],
-    ids=["stride-plus-one", "fixed-columns", "no-diagonal", "ignores-causal", "always-causal", "no-validation"],
+    ids=[
+        "stride-plus-one",
+        "fixed-columns",
+        "no-diagonal",
+        "ignores-causal",
+        "always-causal",
+        "no-validation",
+        "first-stride-everywhere",
+        "reversed-heads",
+        "head-plus-one",
+        "head-minus-one",
+        "int-only",
+        "no-sequence-validation",
+    ],
 )
 def test_strided_mutants(mutant, failing, hint, capsys):
     assert_fails(grade.strided, mutant, capsys, failing, hint)
+
+
+def test_strided_per_head_list_indexing_gets_a_tensor_hint(capsys):
+    def list_indexed(stride, causal=False):
+        def strided(b, h, q, kv):
+            return (q - kv) % (stride if isinstance(stride, int) else stride[h]) == 0
+
+        return strided
+
+    assert_fails(grade.strided, list_indexed, capsys, "a sequence of strides", "strides = torch.tensor(stride)")
 
 
 # ---------------------------------------------------------------- 2. random block layout
@@ -166,8 +195,26 @@ def test_layout_numpy_rng_is_noticed(capsys):
         (longformer_with(cols=False), "global tokens as a list", "global rows only"),
         (longformer_with(rows=False), "global tokens as a list", "global columns only"),
         (longformer_with(count_extra=1), "global tokens as a count", "one global token too many"),
+        (longformer_with(dilated="ignored"), "dilation d", "a window without the dilation"),
+        (longformer_with(dilated="undilated-reach"), "dilation d", "cut at window // 2"),
+        (longformer_with(dilated="reach-window"), "dilation d", "reaching window * d"),
+        (longformer_with(dilated="global-too"), "dilation d", "applied to the global tokens too"),
+        (longformer_with(dilated="every-key"), "dilation d", "keeps only the keys a multiple of d away"),
+        (longformer_with(check_dilation=False), "dilation < 1", "raise ValueError"),
     ],
-    ids=["radius-is-window", "causal-window", "rows-only", "columns-only", "count-plus-one"],
+    ids=[
+        "radius-is-window",
+        "causal-window",
+        "rows-only",
+        "columns-only",
+        "count-plus-one",
+        "dilation-ignored",
+        "dilated-reach-short",
+        "dilated-reach-window-d",
+        "global-dilated",
+        "dilated-every-key",
+        "dilation-unchecked",
+    ],
 )
 def test_longformer_mutants(mutant, failing, hint, capsys):
     assert_fails(grade.longformer, mutant, capsys, failing, hint)

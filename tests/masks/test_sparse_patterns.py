@@ -30,6 +30,7 @@ from lcteach.masks import (
     generate_sliding_window,
     generate_strided,
     generate_symmetric_window,
+    index_grid,
     materialize_mask,
     pattern_density,
     pattern_flops,
@@ -87,6 +88,65 @@ def test_strided_is_bidirectional_and_composes_with_causal(n, stride):
 
 def test_stride_one_is_full_attention():
     assert bool(as_matrix(generate_strided(1), 7).all())
+
+
+@FAST
+@given(
+    batch=st.integers(1, 2),
+    strides=st.lists(st.integers(1, 9), min_size=1, max_size=5),
+    n_q=st.integers(1, 20),
+    n_k=st.integers(1, 20),
+)
+def test_strided_per_head_matches_a_loop_over_b_h_i_j(batch, strides, n_q, n_k):
+    """One stride per head: head h of every batch entry uses strides[h], under vmap (create_mask)
+    and on lcteach's broadcast index grids alike."""
+    heads = len(strides)
+    mask_mod = generate_strided(strides)
+    expected = torch.tensor(
+        [
+            [[[(i - j) % strides[h] == 0 for j in range(n_k)] for i in range(n_q)] for h in range(heads)]
+            for _ in range(batch)
+        ]
+    )
+    assert torch.equal(materialize_mask(mask_mod, n_q, n_k, batch=batch, heads=heads), expected)
+    assert torch.equal(create_mask(mask_mod, batch, heads, n_q, n_k, device="cpu"), expected)
+    b, h, q, kv = index_grid(batch, heads, torch.arange(n_q), torch.arange(n_k))
+    assert torch.equal(mask_mod(b, h, q, kv).expand(batch, heads, n_q, n_k), expected)
+
+
+def test_strided_per_head_equals_the_int_stride_on_each_head():
+    per_head = materialize_mask(generate_strided((3, 1, 5)), 12, heads=3)[0]
+    for head, stride in enumerate((3, 1, 5)):
+        assert torch.equal(per_head[head], as_matrix(generate_strided(stride), 12))
+    assert torch.equal(materialize_mask(generate_strided([4]), 9)[0, 0], as_matrix(generate_strided(4), 9))
+    assert generate_strided([2, 3]).__name__ == "strided_2_3"
+
+
+def test_strided_per_head_composes_with_causal_and_builds_block_masks():
+    mask_mod = and_masks(causal_mask, generate_strided([2, 3]))
+    dense = create_mask(mask_mod, 1, 2, 32, 32, device="cpu")
+    assert torch.equal(dense[0, 1], as_matrix(and_masks(causal_mask, generate_strided(3)), 32))
+    block_mask = create_block_mask(mask_mod, 1, 2, 256, 256, device="cpu", BLOCK_SIZE=8)
+    assert block_mask.to_dense().shape[:2] == (1, 2)
+
+
+@FAST
+@given(window=odd_windows, dilation=st.integers(1, 5), n_q=st.integers(1, 30), n_k=st.integers(1, 30))
+def test_dilated_symmetric_window_matches_a_loop(window, dilation, n_q, n_k):
+    """Keys a multiple of dilation apart, at most (window // 2) * dilation away; dilation 1 is the plain window."""
+    radius = window // 2
+    expected = grid_mask(lambda i, j: (i - j) % dilation == 0 and abs(i - j) <= radius * dilation, n_q, n_k)
+    assert torch.equal(as_matrix(generate_symmetric_window(window, dilation), n_q, n_k), expected)
+    assert torch.equal(materialize_mask(generate_symmetric_window(window, dilation), n_q, n_k, heads=2)[0, 1], expected)
+
+
+def test_dilated_window_keeps_window_keys_per_row_and_dilation_one_is_todays_window():
+    matrix = as_matrix(generate_symmetric_window(5, 3), 40)
+    assert matrix[20].nonzero().flatten().tolist() == [14, 17, 20, 23, 26]
+    assert int(matrix.sum(-1).max()) == 5
+    assert torch.equal(as_matrix(generate_symmetric_window(7, 1), 20), as_matrix(generate_symmetric_window(7), 20))
+    assert generate_symmetric_window(7, 1).__name__ == "symmetric_window_7"
+    assert generate_symmetric_window(7, 2).__name__ == "symmetric_window_7_dilated_2"
 
 
 def test_symmetric_window_counts_the_query_and_half_on_each_side():
@@ -333,8 +393,14 @@ def test_evaluate_rows_gives_the_requested_rows():
     [
         (lambda: generate_strided(0), ValueError, "stride must be an integer >= 1, got 0"),
         (lambda: generate_strided(2.0), ValueError, "stride"),
+        (lambda: generate_strided([]), ValueError, "non-empty sequence"),
+        (lambda: generate_strided([2, 0, 3]), ValueError, r"stride\[1\] must be an integer >= 1, got 0"),
+        (lambda: generate_strided((1, -2)), ValueError, r"stride\[1\]"),
+        (lambda: generate_strided("12"), ValueError, "non-empty sequence"),
         (lambda: generate_symmetric_window(0), ValueError, "window must be an integer >= 1, got 0"),
         (lambda: generate_symmetric_window(4), ValueError, "must be odd"),
+        (lambda: generate_symmetric_window(5, 0), ValueError, "dilation must be an integer >= 1, got 0"),
+        (lambda: generate_symmetric_window(5, -2), ValueError, "dilation"),
         (lambda: generate_global(0), ValueError, "global_tokens must be an integer >= 1, got 0"),
         (lambda: generate_global([]), ValueError, "non-empty list"),
         (lambda: generate_global([1, -2]), ValueError, "position must be an integer >= 0, got -2"),

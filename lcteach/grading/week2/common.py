@@ -24,6 +24,7 @@ def global_flags(global_tokens, n: int) -> torch.Tensor:
     return flags
 
 
-def longformer_reference(window: int, global_tokens):
-    """Longformer's mask_mod from the references: a symmetric window of ``window`` keys or a global token."""
-    return or_masks(reference_symmetric_window(window), reference_global(global_tokens))
+def longformer_reference(window: int, global_tokens, dilation: int = 1):
+    """Longformer's mask_mod from the references: a symmetric window of ``window`` keys, ``dilation``
+    apart, or a global token."""
+    return or_masks(reference_symmetric_window(window, dilation), reference_global(global_tokens))

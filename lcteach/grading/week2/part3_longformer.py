@@ -1,4 +1,5 @@
-"""Week 2, part 3: ``generate_longformer(window, global_tokens)``, a symmetric window with global tokens."""
+"""Week 2, part 3: ``generate_longformer(window, global_tokens, dilation=1)``, a symmetric (optionally
+dilated) window with global tokens."""
 
 from __future__ import annotations
 
@@ -37,15 +38,53 @@ def _longformer_mistakes(n: int, window: int, global_tokens) -> dict[str, torch.
     return mistakes
 
 
-def _check_longformer(student, case: Case, n: int, window: int, global_tokens):
-    mask_mod = case.call(student, window, global_tokens)
-    expected = materialised(longformer_reference(window, global_tokens), n)
+def _dilated_mistakes(n: int, window: int, global_tokens, dilation: int) -> dict[str, torch.Tensor]:
+    i, j = grid(n, n)
+    radius = window // 2
+    g = global_flags(global_tokens, n)
+    rows, cols = g[:, None], g[None, :]
+    distance = (i - j).abs()
+    on_step = (i - j) % dilation == 0
+    dilated = on_step & (distance <= radius * dilation)
+    return {
+        "a window without the dilation: dilation=d keeps the keys d apart, out to (window // 2) * d": (
+            distance <= radius
+        )
+        | rows
+        | cols,
+        "a dilated window cut at window // 2: with dilation d the window reaches (window // 2) * d on each side, "
+        "still window keys per row": (on_step & (distance <= radius)) | rows | cols,
+        "a dilated window reaching window * d: `window` counts the keys of a row, so the reach is (window // 2) * d": (
+            on_step & (distance <= window * dilation)
+        )
+        | rows
+        | cols,
+        "the dilation applied to the global tokens too: a global token attends (and is attended by) every key, "
+        "whatever the distance": dilated | ((rows | cols) & on_step),
+        "every key up to (window // 2) * d away: the dilated window keeps only the keys a multiple of d away": (
+            distance <= radius * dilation
+        )
+        | rows
+        | cols,
+    }
+
+
+def _check_longformer(student, case: Case, n: int, window: int, global_tokens, dilation: int = 1):
+    dilated = dilation != 1
+    if dilated:
+        mask_mod = case.call(student, window, global_tokens, dilation=dilation)
+    else:
+        mask_mod = case.call(student, window, global_tokens)
+    expected = materialised(longformer_reference(window, global_tokens, dilation), n)
     expect_mask(
         student_mask(case, mask_mod, n, n),
         expected,
-        "your Longformer mask",
-        _longformer_mistakes(n, window, global_tokens),
-        f"generate_longformer({window}, {global_tokens!r}) over {n} tokens",
+        "your dilated Longformer mask" if dilated else "your Longformer mask",
+        _dilated_mistakes(n, window, global_tokens, dilation)
+        if dilated
+        else _longformer_mistakes(n, window, global_tokens),
+        f"generate_longformer({window}, {global_tokens!r}{f', dilation={dilation}' if dilated else ''}) "
+        f"over {n} tokens",
     )
 
 
@@ -105,9 +144,59 @@ def _longformer_invalid(student, case):
     counted_only_if_right("it raises ValueError", raises, _count(student, case))
 
 
+def _dilated(student, case):
+    """The comparisons of dilated windows (global tokens as positions, then dilation=1 given explicitly),
+    drawn now, run when called."""
+    dilation, window = case.randint(2, 4), odd(case, 3, 7)
+    n = case.randint((window + 1) * dilation + 4, 56)
+    positions = sorted({case.randint(0, n - 1) for _ in range(2)})
+    plain_n, plain_window, count = case.randint(12, 30), odd(case, 3, 7), case.randint(1, 2)
+
+    def compare():
+        _check_longformer(student, case, n, window, positions, dilation)
+        mask_mod = case.call(student, plain_window, count, dilation=1)
+        expect_mask(
+            student_mask(case, mask_mod, plain_n, plain_n),
+            materialised(longformer_reference(plain_window, count), plain_n),
+            "your Longformer mask with dilation=1",
+            _longformer_mistakes(plain_n, plain_window, count),
+            f"generate_longformer({plain_window}, {count}, dilation=1) over {plain_n} tokens",
+        )
+
+    return compare
+
+
+@check("dilation d: the keys d apart, out to (window // 2) * d; global tokens as without it; d=1 as without it")
+def _longformer_dilation(student, case):
+    _dilated(student, case)()
+
+
+@check("dilation < 1 raises ValueError")
+def _longformer_invalid_dilation(student, case):
+    window, negative = odd(case, 1, 7), -case.randint(1, 3)
+    dilated = _dilated(student, case)
+
+    def raises():
+        for bad, call in ((0, "dilation=0"), (negative, "a negative dilation")):
+            expect_value_error(
+                case,
+                student,
+                window,
+                1,
+                bad,
+                call=call,
+                hint="a dilation d keeps keys d apart, so d is at least 1: check it and raise ValueError",
+                inputs=f"generate_longformer({window}, 1, dilation={bad})",
+            )
+
+    counted_only_if_right("it raises ValueError", raises, dilated)
+
+
 CHECKS = (
     _longformer_count,
     _longformer_positions,
     _longformer_edges,
     _longformer_invalid,
+    _longformer_dilation,
+    _longformer_invalid_dilation,
 )
