@@ -127,12 +127,41 @@ def chunks_with(step_extra=0, keep="first", ignore_overlap=False, check=lambda c
 # ---------------------------------------------------------------- 7. fitting the exponent
 
 
-def fit_endpoints(ns, values):
+def fit_endpoints(ns, values, breaks=0):
     return math.log(values[-1] / values[0]) / math.log(ns[-1] / ns[0])
 
 
-def fit_without_logs(ns, values):
+def fit_without_logs(ns, values, breaks=0):
     return float(np.polyfit(ns, values, 1)[0])
+
+
+def _line(x, y):
+    """(slope, squared residuals) of the least-squares line through (x, y)."""
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(((y - slope * x - intercept) ** 2).sum())
+
+
+def fit_with(min_part=3, slope_of="upper", choose="residuals", one_line=False, check_breaks=True):
+    """``slope_of``: "upper" (right) or "lower"; ``choose``: "residuals" (right) or "slope-change" (the
+    split where the two slopes differ most); ``min_part=2`` lets a part have 2 points; ``one_line``
+    ignores breaks; ``check_breaks=False`` takes any breaks other than 0 for 1."""
+
+    def fit_exponent(ns, values, breaks=0):
+        x, y = np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float))
+        if check_breaks and breaks not in (0, 1):
+            raise ValueError(f"breaks must be 0 or 1, got {breaks}")
+        if breaks == 0 or one_line:
+            return _line(x, y)[0]
+        if len(x) < 2 * min_part:
+            raise ValueError(f"need {2 * min_part} points")
+        fits = []
+        for k in range(min_part, len(x) - min_part + 1):
+            (lower, lower_residuals), (upper, upper_residuals) = _line(x[:k], y[:k]), _line(x[k:], y[k:])
+            fits.append((lower_residuals + upper_residuals, lower, upper))
+        best = min(fits, key=(lambda f: f[0]) if choose == "residuals" else (lambda f: -abs(f[2] - f[1])))
+        return best[2] if slope_of == "upper" else best[1]
+
+    return fit_exponent
 
 
 # ---------------------------------------------------------------- 8. causal tiled attention

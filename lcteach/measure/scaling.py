@@ -23,10 +23,35 @@ from lcteach.validation import check_positive_int
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
 
 
-def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
-    """Least-squares slope of log(values) against log(sizes): p in values ~ c * sizes^p."""
+def least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, sum of squared residuals) of the least-squares line through the points (x, y)."""
+    x_centred, y_centred = x - x.mean(), y - y.mean()
+    slope = float((x_centred * y_centred).sum() / (x_centred**2).sum())
+    residuals = y_centred - slope * x_centred
+    return slope, float((residuals**2).sum())
+
+
+MIN_PART = 3  # the fewest points of each part of a fit with one break
+TIE_RTOL = 1e-9  # totals of squared residuals this close (relative) are a tie: the earlier split wins
+
+
+def fit_exponent(sizes: Sequence[float], values: Sequence[float], breaks: int = 0) -> float:
+    """The exponent p in values ~ c * sizes^p, fitted on log-log axes by least squares.
+
+    ``breaks=0``: the slope of one line through all the points. ``breaks=1``: for every split of
+    the points (sizes strictly increasing) into a lower and an upper part of at least 3 points
+    each, a line fitted to each part; the split with the least total of squared residuals wins
+    (ties: the earliest), and its upper part's slope, the large-n regime, is returned.
+    """
+    if isinstance(breaks, bool) or breaks not in (0, 1):
+        raise ValueError(f"breaks must be 0 (one line) or 1 (one break), got {breaks!r}")
     sizes_arr = np.asarray(sizes, dtype=np.float64)
     values_arr = np.asarray(values, dtype=np.float64)
+    if breaks == 1 and (sizes_arr.shape != values_arr.shape or sizes_arr.ndim != 1 or sizes_arr.size < 2 * MIN_PART):
+        raise ValueError(
+            f"breaks=1 needs at least {2 * MIN_PART} (size, value) pairs of equal length, {MIN_PART} on each side "
+            f"of the break, got {sizes_arr.size} and {values_arr.size}"
+        )
     if sizes_arr.shape != values_arr.shape or sizes_arr.size < 2:
         raise ValueError(
             f"need at least two (size, value) pairs of equal length, got {sizes_arr.size} and {values_arr.size}"
@@ -35,9 +60,20 @@ def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
     if not (np.all(np.isfinite(both)) and np.all(both > 0)):  # checked before np.log, which would warn
         raise ValueError("sizes and values must be positive and finite to fit on a log-log scale")
     x, y = np.log(sizes_arr), np.log(values_arr)
-    if np.ptp(x) == 0:
-        raise ValueError("sizes must not all be equal")
-    return float(np.polyfit(x, y, 1)[0])
+    if breaks == 0:
+        if np.ptp(x) == 0:
+            raise ValueError("sizes must not all be equal")
+        return float(np.polyfit(x, y, 1)[0])
+    if not np.all(np.diff(sizes_arr) > 0):
+        raise ValueError("breaks=1 needs strictly increasing sizes: the parts are the smaller and the larger ones")
+    best_total, best_slope = math.inf, math.nan
+    for split in range(MIN_PART, x.size - MIN_PART + 1):
+        _, lower_sse = least_squares_line(x[:split], y[:split])
+        upper_slope, upper_sse = least_squares_line(x[split:], y[split:])
+        total = lower_sse + upper_sse
+        if total < best_total * (1 - TIE_RTOL):  # the first split beats inf; a later one must fit better
+            best_total, best_slope = total, upper_slope
+    return float(best_slope)
 
 
 def best_seconds(

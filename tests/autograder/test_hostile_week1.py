@@ -267,7 +267,8 @@ CASES = [
         (
             suffix(
                 "fit_exponent",
-                "import lcteach.measure\nfit_exponent = lambda ns, values: lcteach.measure.fit_exponent(ns, values)\n",
+                "import lcteach.measure\n"
+                "fit_exponent = lambda ns, values, breaks=0: lcteach.measure.fit_exponent(ns, values, breaks)\n",
             ),
         ),
         W.without("fit_exponent"),
@@ -750,9 +751,16 @@ HONEST_VARIANT = (
     ),
     replace(
         "fit_exponent",
-        "def fit_exponent(ns, values):\n"
-        "    slope, _ = np.polyfit(np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float)), 1)\n"
-        "    return float(slope)\n",
+        "def fit_exponent(ns, values, breaks=0):\n"
+        "    x, y = np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float))\n"
+        "    if breaks not in (0, 1) or (breaks == 1 and len(x) < 6):\n"
+        "        raise ValueError('breaks=1 needs 6 points; breaks is 0 or 1')\n"
+        "    if breaks == 0:\n"
+        "        return float(np.polyfit(x, y, 1)[0])\n"
+        "    def cost(k):\n"
+        "        return sum(np.polyfit(x[p], y[p], 1, full=True)[1].sum() for p in (slice(None, k), slice(k, None)))\n"
+        "    k = min(range(3, len(x) - 2), key=cost)\n"
+        "    return float(np.polyfit(x[k:], y[k:], 1)[0])\n",
     ),
 )
 

@@ -288,16 +288,46 @@ CHUNKS = (
 # ---------------------------------------------------------------- 7. fitting the exponent
 
 
-def fit_polyfit_log10(ns, values):
-    """Base-10 logarithms give the same slope; numpy's float64 is a float."""
-    return np.polyfit(np.log10(ns), np.log10(values), 1)[0]
+def fit_polyfit_log10(ns, values, breaks=0):
+    """Base-10 logarithms give the same slopes (and residuals in proportion); numpy's float64 is a
+    float. The break: polyfit's own residuals, the first of the least totals through argmin."""
+    x, y = np.log10(ns), np.log10(values)
+    if breaks == 0:
+        return np.polyfit(x, y, 1)[0]
+    if breaks != 1 or len(x) < 6:
+        raise ValueError("breaks=1 needs 6 points; only breaks 0 and 1 exist")
+
+    def residuals(part):
+        return np.polyfit(x[part], y[part], 1, full=True)[1].sum()
+
+    splits = range(3, len(x) - 2)
+    k = splits[int(np.argmin([residuals(slice(None, k)) + residuals(slice(k, None)) for k in splits]))]
+    return np.polyfit(x[k:], y[k:], 1)[0]
 
 
-def fit_statistics(ns, values):
-    return statistics.linear_regression([math.log(n) for n in ns], [math.log(v) for v in values]).slope
+def fit_statistics(ns, values, breaks=0):
+    """statistics.linear_regression on each part; the split walked from the top, ties going down."""
+    if breaks not in (0, 1):
+        raise ValueError(f"breaks={breaks}")
+    x, y = [math.log(n) for n in ns], [math.log(v) for v in values]
+    if breaks == 0:
+        return statistics.linear_regression(x, y).slope
+
+    def fit(xs, ys):
+        line = statistics.linear_regression(xs, ys)
+        return line.slope, math.fsum((b - line.intercept - line.slope * a) ** 2 for a, b in zip(xs, ys))
+
+    if len(x) < 6:
+        raise ValueError(f"{len(x)} points cannot make two parts of 3")
+    best = None
+    for k in reversed(range(3, len(x) - 2)):
+        (_, lower), (slope, upper) = fit(x[:k], y[:k]), fit(x[k:], y[k:])
+        if best is None or lower + upper <= best[0]:
+            best = (lower + upper, slope)
+    return best[1]
 
 
-def fit_tensor(ns, values):
+def fit_tensor(ns, values, breaks=0):
     """Right slope, returned as a 0-d tensor."""
     x, y = torch.tensor(ns, dtype=torch.float64).log(), torch.tensor(values, dtype=torch.float64).log()
     x = x - x.mean()
@@ -307,16 +337,48 @@ def fit_tensor(ns, values):
 FIT = (
     Right("polyfit-log10", fit_polyfit_log10),
     Right("statistics", fit_statistics),
-    Wrong("0-d-tensor", fit_tensor, 1.5, "returns a Python float", "not a float"),
-    Wrong("endpoints", variants.fit_endpoints, 1.5, "noisy measurements", "first and last points"),
+    Wrong(
+        "0-d-tensor-no-breaks",
+        fit_tensor,
+        6 / 7,
+        "returns a Python float",
+        "not a float",
+        not_counted=("breaks=1 with fewer",),
+    ),
+    Wrong(
+        "endpoints-no-breaks",
+        variants.fit_endpoints,
+        6 / 7,
+        "noisy measurements",
+        "first and last points",
+        not_counted=("breaks=1 with fewer",),
+    ),
     Wrong(
         "no-logs",
         variants.fit_without_logs,
         0,
         "an exact n^2 law",
         "expected 2",
-        not_counted=("returns a Python float",),
+        not_counted=("returns a Python float", "breaks=1 with fewer"),
     ),
+    Wrong(
+        "lower-slope",
+        variants.fit_with(slope_of="lower"),
+        8 / 7,
+        "breaks=1: an exact law",
+        "the lower part's",
+        not_counted=("breaks=1 with fewer",),
+    ),
+    Wrong(
+        "largest-slope-change",
+        variants.fit_with(choose="slope-change"),
+        8 / 7,
+        "breaks=1: an exact law",
+        "where the slope changes most",
+        not_counted=("breaks=1 with fewer",),
+    ),
+    Wrong("parts-of-two", variants.fit_with(min_part=2), 10 / 7, "breaks=1: noisy", "a part have 2 points"),
+    Wrong("any-breaks", variants.fit_with(check_breaks=False), 12 / 7, "breaks=1 with fewer", "only breaks=0"),
 )
 
 # ---------------------------------------------------------------- 8. causal tiled attention

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from grading_helpers import contract_tests, failed, run
@@ -14,6 +15,7 @@ from variants_week1 import (
     causal_python_if,
     chunks_with,
     fit_endpoints,
+    fit_with,
     fit_without_logs,
     online_with,
     tiled_quadratic,
@@ -174,6 +176,35 @@ def test_fit_exponent_mutants(capsys):
     assert result.points < 2 and "first and last points" in report
     result, _ = run(grade.fit_exponent, fit_without_logs, capsys)
     assert result.points == 0
+
+
+@pytest.mark.parametrize(
+    ("mutant", "failing", "hint"),
+    [
+        (fit_with(slope_of="lower"), "breaks=1: an exact law", "the lower part's"),
+        (fit_with(one_line=True), "breaks=1: an exact law", "one line through all the points"),
+        (fit_with(choose="slope-change"), "breaks=1: an exact law", "where the slope changes most"),
+        (fit_with(min_part=2), "breaks=1: noisy", "a part have 2 points"),
+        (fit_with(check_breaks=False), "breaks=1 with fewer than 6", "only breaks=0 and breaks=1"),
+    ],
+    ids=["lower-slope", "one-line", "largest-slope-change", "parts-of-two", "any-breaks"],
+)
+@pytest.mark.parametrize("seed", [None, 7331], ids=["public", "hidden"])
+def test_fit_exponent_one_break_mutants(mutant, failing, hint, seed, capsys):
+    result, report = run(grade.fit_exponent, mutant, capsys, seed)
+    failed = [o for o in result.outcomes if o.name.startswith(failing)]
+    assert result.points < grade.POINTS["fit_exponent"] and failed and not failed[0].passed, report
+    assert hint in f"{failed[0].message} {failed[0].hint}", report
+
+
+def test_fit_exponent_without_breaks_is_told_to_add_it(capsys):
+    """Last week's two-argument function keeps the breaks=0 points and is told what to add."""
+
+    def fit_exponent(ns, values):
+        return float(np.polyfit(np.log(ns), np.log(values), 1)[0])
+
+    result, report = run(grade.fit_exponent, fit_exponent, capsys)
+    assert sum(not o.passed for o in result.outcomes) == 3 and "add the argument breaks=0" in report, report
 
 
 # ---------------------------------------------------------------- delegation

@@ -68,6 +68,72 @@ def test_fit_exponent_rejects_bad_data_without_warnings(sizes, values, message):
             fit_exponent(sizes, values)
 
 
+def _one_break_splits(sizes, values):
+    """The oracle: (total squared residuals, upper slope) of every split with parts of >= 3 points,
+    each part fitted by numpy's lstsq on log-log axes."""
+    x, y = np.log(np.asarray(sizes, dtype=float)), np.log(np.asarray(values, dtype=float))
+
+    def fit(part):
+        design = np.stack([x[part], np.ones_like(x[part])], axis=1)
+        (slope, intercept), *_ = np.linalg.lstsq(design, y[part], rcond=None)
+        return slope, float(((slope * x[part] + intercept - y[part]) ** 2).sum())
+
+    return [(fit(slice(None, k))[1] + fit(slice(k, None))[1], fit(slice(k, None))[0]) for k in range(3, len(x) - 2)]
+
+
+@FAST
+@given(data=st.lists(st.tuples(st.floats(1.0, 1e3), st.floats(1e-3, 1e3)), min_size=6, max_size=12))
+def test_fit_exponent_one_break_is_the_brute_force_least_squares(data):
+    sizes = np.cumsum([step for step, _ in data]).tolist()
+    values = [value for _, value in data]
+    splits = _one_break_splits(sizes, values)
+    totals = sorted(total for total, _ in splits)
+    if len(totals) > 1 and totals[1] - totals[0] < 1e-6 * max(1.0, totals[0]):
+        return  # a near-tie makes the winner a matter of rounding
+    expected = min(splits, key=lambda split: split[0])[1]
+    assert fit_exponent(sizes, values, breaks=1) == pytest.approx(expected, abs=1e-8)
+
+
+def test_fit_exponent_one_break_reads_the_upper_regime_of_a_cache_step():
+    """Exact laws n^1.2 below n = 1000 and 0.4 n^2 above it: the upper slope is 2; one line is not."""
+    sizes = [2.0**i for i in range(6, 15)]
+    values = [1e-9 * n**1.2 if n < 1000 else 4e-10 * n**2.0 for n in sizes]
+    assert fit_exponent(sizes, values, breaks=1) == pytest.approx(2.0, abs=1e-9)
+    assert abs(fit_exponent(sizes, values) - 2.0) > 0.1
+
+
+def test_fit_exponent_one_break_never_lets_a_part_have_two_points():
+    """A flat lower regime of 2 points, then noisy n^2: a 2-point part would fit the flat part exactly
+    and win; with parts of 3 points the answer is the brute force's, another slope."""
+    sizes = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    noise = [1.0, 1.0, 1.1, 0.9, 1.05, 0.95, 1.1, 0.9]
+    values = [40.0, 40.0] + [n**2.0 * e for n, e in zip(sizes[2:], noise[2:])]
+    two_point_split = float(np.polyfit(np.log(sizes[2:]), np.log(values[2:]), 1)[0])
+    fitted = fit_exponent(sizes, values, breaks=1)
+    assert fitted == pytest.approx(min(_one_break_splits(sizes, values))[1], abs=1e-9)
+    assert abs(fitted - two_point_split) > 0.05
+
+
+@pytest.mark.parametrize(
+    ("sizes", "values", "breaks", "message"),
+    [
+        ([1, 2, 3, 4, 5], [1.0] * 5, 1, "at least 6"),
+        ([1, 2, 3, 4, 5, 6], [1.0] * 5, 1, "at least 6"),
+        ([1, 2, 3, 4, 5, 6], [1.0] * 6, 2, "breaks must be 0"),
+        ([1, 2, 3, 4, 5, 6], [1.0] * 6, True, "breaks must be 0"),
+        ([1, 2, 3, 4, 5, 6], [1.0] * 6, -1, "breaks must be 0"),
+        ([1, 3, 2, 4, 5, 6], [1.0] * 6, 1, "strictly increasing"),
+        ([1, 2, 2, 4, 5, 6], [1.0] * 6, 1, "strictly increasing"),
+        ([1, 2, 3, 4, 5, 6], [1.0, 1.0, 0.0, 1.0, 1.0, 1.0], 1, "positive"),
+    ],
+)
+def test_fit_exponent_one_break_rejects_bad_arguments(sizes, values, breaks, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            fit_exponent(sizes, values, breaks=breaks)
+
+
 def test_scaling_report_exponents_and_table():
     report = ScalingReport("toy", (100, 200, 400), (1e-3, 4e-3, 16e-3), (10_000, 20_000, 40_000))
     assert report.time_exponent == pytest.approx(2) and report.memory_exponent == pytest.approx(1)
