@@ -148,11 +148,8 @@ def counted_if_right(holds: str = "") -> Iterator[None]:
     try:
         yield
     except CheckFailed as failure:
-        raise CheckFailed(
-            f"not counted: {holds + ', but ' if holds else ''}the values are wrong: {failure.message}",
-            failure.hint,
-            raised=failure.raised,
-            details=failure.details,
+        raise failure.reworded(
+            f"not counted: {holds + ', but ' if holds else ''}the values are wrong: {failure.message}"
         ) from None
 
 

@@ -37,12 +37,7 @@ def student_mask(case: Case, mask_mod, n_q: int, n_k: int, heads: int | None = N
     except CheckFailed as failure:
         if "vmap" not in failure.full_text():
             raise
-        raise CheckFailed(
-            f"{failure.message}: your mask_mod does not work under torch.vmap",
-            VMAP_HINT,
-            raised=failure.raised,
-            details=failure.details,
-        ) from None
+        raise failure.reworded(f"{failure.message}: your mask_mod does not work under torch.vmap", VMAP_HINT) from None
     if heads is None:
         return expect_tensor(mask, "the materialised mask", (1, 1, n_q, n_k), torch.bool, "(1, 1, Nq, Nk)", "")[0, 0]
     return expect_tensor(mask, "the materialised mask", (1, heads, n_q, n_k), torch.bool, "(1, H, Nq, Nk)", "")[0]

@@ -38,6 +38,15 @@ class CheckFailed(Exception):
         super().__init__(message)
         self.message, self.hint, self.raised, self.details = str(message), hint, raised, details
 
+    def reworded(self, message: str | None = None, hint: str | None = None) -> CheckFailed:
+        """This failure with another message or hint; what the student's code raised and the details stay."""
+        return CheckFailed(
+            self.message if message is None else message,
+            self.hint if hint is None else hint,
+            raised=self.raised,
+            details=self.details,
+        )
+
     def raised_a(self, kind: type[BaseException]) -> bool:
         """Whether this failure is the student's code raising ``kind`` (or a subclass)."""
         return self.raised is not None and self.raised.is_a(kind)

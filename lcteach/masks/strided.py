@@ -12,7 +12,7 @@ from lcteach.validation import check_positive_int
 
 def _strides(stride: int | Sequence[int]) -> int | list[int]:
     """``stride`` as an int, or as a list of ints (one per head); ValueError unless every stride is >= 1."""
-    if isinstance(stride, int) or isinstance(stride, bool) or not isinstance(stride, Sequence):
+    if isinstance(stride, int) or not isinstance(stride, Sequence):  # bool is an int: check_positive_int refuses it
         return check_positive_int("stride", stride)
     if isinstance(stride, (str, bytes)) or not stride:
         raise ValueError(f"stride must be an integer >= 1 or a non-empty sequence of them, got {stride!r}")

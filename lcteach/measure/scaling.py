@@ -23,7 +23,11 @@ from lcteach.validation import check_positive_int
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
 
 
-def least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+MIN_PART = 3  # the fewest points of each part of a fit with one break
+TIE_RTOL = 1e-9  # totals of squared residuals this close (relative) are a tie: the earlier split wins
+
+
+def _least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(slope, sum of squared residuals) of the least-squares line through the points (x, y)."""
     x_centred, y_centred = x - x.mean(), y - y.mean()
     slope = float((x_centred * y_centred).sum() / (x_centred**2).sum())
@@ -31,8 +35,15 @@ def least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return slope, float((residuals**2).sum())
 
 
-MIN_PART = 3  # the fewest points of each part of a fit with one break
-TIE_RTOL = 1e-9  # totals of squared residuals this close (relative) are a tie: the earlier split wins
+def split_fits(x: np.ndarray, y: np.ndarray, min_part: int = MIN_PART) -> list[tuple[float, float, float]]:
+    """(total squared residuals, lower slope, upper slope) of a least-squares line through each part of
+    the points (x, y) split into the first k and the rest, for every k that leaves both parts at least
+    ``min_part`` points, in order of k."""
+    fits = []
+    for k in range(min_part, len(x) - min_part + 1):
+        (lower, lower_sse), (upper, upper_sse) = _least_squares_line(x[:k], y[:k]), _least_squares_line(x[k:], y[k:])
+        fits.append((lower_sse + upper_sse, lower, upper))
+    return fits
 
 
 def fit_exponent(sizes: Sequence[float], values: Sequence[float], breaks: int = 0) -> float:
@@ -67,10 +78,7 @@ def fit_exponent(sizes: Sequence[float], values: Sequence[float], breaks: int = 
     if not np.all(np.diff(sizes_arr) > 0):
         raise ValueError("breaks=1 needs strictly increasing sizes: the parts are the smaller and the larger ones")
     best_total, best_slope = math.inf, math.nan
-    for split in range(MIN_PART, x.size - MIN_PART + 1):
-        _, lower_sse = least_squares_line(x[:split], y[:split])
-        upper_slope, upper_sse = least_squares_line(x[split:], y[split:])
-        total = lower_sse + upper_sse
+    for total, _, upper_slope in split_fits(x, y):
         if total < best_total * (1 - TIE_RTOL):  # the first split beats inf; a later one must fit better
             best_total, best_slope = total, upper_slope
     return float(best_slope)

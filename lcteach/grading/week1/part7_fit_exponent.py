@@ -13,7 +13,7 @@ from lcteach.grading.expectations import counted_only_if_right, expect_value_err
 from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import check
 from lcteach.measure import fit_exponent as reference_fit_exponent
-from lcteach.measure.scaling import MIN_PART, least_squares_line
+from lcteach.measure.scaling import MIN_PART, split_fits
 
 RTOL = 1e-6  # the slope must match to this relative tolerance (the notebook states it)
 
@@ -33,9 +33,14 @@ def _check_fit(student, case, ns, values, expected, what, public_expected=False)
     _judge_fit(case.call(student, list(ns), list(values)), ns, values, expected, what, public_expected)
 
 
+def _close(result: float, expected: float) -> bool:
+    """Whether a finite slope matches ``expected`` to the stated tolerance."""
+    return math.isfinite(result) and abs(result - expected) <= RTOL * max(1.0, abs(expected))
+
+
 def _judge_fit(raw, ns, values, expected, what, public_expected=False):
     result = _number(raw)
-    if math.isfinite(result) and abs(result - expected) <= RTOL * max(1.0, abs(expected)):
+    if _close(result, expected):
         return
     hint = (
         "fit a straight line to (log n, log value) with least squares over all points, e.g. np.polyfit(x, y, 1)"
@@ -106,14 +111,8 @@ DRAWS = 100  # draws of a two-regime law until the realistic mistakes give slope
 
 
 def _splits(ns, values, min_part: int) -> list[tuple[float, float, float]]:
-    """(total squared residuals, lower slope, upper slope) of every split, in order, with parts of
-    at least ``min_part`` points."""
-    x, y = np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float))
-    fits = []
-    for k in range(min_part, len(x) - min_part + 1):
-        (lower, lower_sse), (upper, upper_sse) = least_squares_line(x[:k], y[:k]), least_squares_line(x[k:], y[k:])
-        fits.append((lower_sse + upper_sse, lower, upper))
-    return fits
+    """lcteach's split_fits of the measurements on log-log axes."""
+    return split_fits(np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float)), min_part)
 
 
 def _mistakes(ns, values) -> dict[str, tuple[float, str]]:
@@ -189,19 +188,16 @@ def _call_one_break(student, case, ns, values):
     except CheckFailed as failure:
         if not failure.raised_a(TypeError):
             raise
-        raise CheckFailed(
-            failure.message,
-            "called as fit_exponent(ns, values, 1): if your function takes only (ns, values), add the argument "
-            "breaks=0; otherwise run it with breaks=1 on a small example and read the traceback",
-            raised=failure.raised,
-            details=failure.details,
+        raise failure.reworded(
+            hint="called as fit_exponent(ns, values, 1): if your function takes only (ns, values), add the "
+            "argument breaks=0; otherwise run it with breaks=1 on a small example and read the traceback"
         ) from None
 
 
 def _judge_one_break(raw, ns, values, what: str, names: tuple[str, ...]) -> None:
     expected = reference_fit_exponent(ns, values, 1)
     result = _number(raw)
-    if math.isfinite(result) and abs(result - expected) <= RTOL * max(1.0, abs(expected)):
+    if _close(result, expected):
         return
     hint = (
         f"try every split into the first k points and the rest (k = {MIN_PART} .. len(ns) - {MIN_PART}), fit a "
@@ -209,7 +205,7 @@ def _judge_one_break(raw, ns, values, what: str, names: tuple[str, ...]) -> None
         "residuals (the earliest of equal ones) and return its upper part's slope"
     )
     for value, mistake in (_mistakes(ns, values)[name] for name in names):
-        if math.isfinite(result) and abs(result - value) <= RTOL * max(1.0, abs(value)):
+        if _close(result, value):
             hint = mistake
             break
     raise CheckFailed(
@@ -225,10 +221,14 @@ _EXACT_MISTAKES = ("lower", "one line", "slope change")  # parts of 2 points fit
 _NOISY_MISTAKES = ("lower", "two points", "one line", "slope change")
 
 
+def _one_break(student, case, noise: float, names: tuple[str, ...], what: str) -> None:
+    """Draw a two-regime law on which the mistakes ``names`` are told apart, call with breaks=1, judge."""
+    ns, values = _draw_two_regimes(case, noise, names)
+    _judge_one_break(_call_one_break(student, case, ns, values), ns, values, what, names)
+
+
 def _exact_two_regimes(student, case) -> None:
-    ns, values = _draw_two_regimes(case, 0.0, _EXACT_MISTAKES)
-    raw = _call_one_break(student, case, ns, values)
-    _judge_one_break(raw, ns, values, "an exact law c1 * n^a below a break, c2 * n^b above it", _EXACT_MISTAKES)
+    _one_break(student, case, 0.0, _EXACT_MISTAKES, "an exact law c1 * n^a below a break, c2 * n^b above it")
 
 
 @check("breaks=1: an exact law with a step and a new exponent above a break gives the upper exponent")
@@ -238,9 +238,7 @@ def _one_break_exact(student, case):
 
 @check("breaks=1: noisy timings with a cache step, the least-squares fit with one break")
 def _one_break_noisy(student, case):
-    ns, values = _draw_two_regimes(case, 0.05, _NOISY_MISTAKES)
-    raw = _call_one_break(student, case, ns, values)
-    _judge_one_break(raw, ns, values, "noisy two-regime timings", _NOISY_MISTAKES)
+    _one_break(student, case, 0.05, _NOISY_MISTAKES, "noisy two-regime timings")
 
 
 @check("breaks=1 with fewer than 6 points, and breaks=2, raise ValueError")

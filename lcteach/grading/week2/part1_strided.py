@@ -118,12 +118,9 @@ def _check_per_head(student, case: Case, n_q: int, n_k: int, strides, causal: bo
     except CheckFailed as failure:
         if failure.hint != VMAP_HINT:
             raise
-        raise CheckFailed(
-            failure.message,
-            "under vmap h is a tensor: stride[h] on a Python list fails; make a tensor of the strides when "
-            "the mask_mod is made, strides = torch.tensor(stride), and index it inside: strides[h]",
-            raised=failure.raised,
-            details=failure.details,
+        raise failure.reworded(
+            hint="under vmap h is a tensor: stride[h] on a Python list fails; make a tensor of the strides when "
+            "the mask_mod is made, strides = torch.tensor(stride), and index it inside: strides[h]"
         ) from None
     expect_mask(
         seen,

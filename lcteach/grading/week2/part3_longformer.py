@@ -69,21 +69,22 @@ def _dilated_mistakes(n: int, window: int, global_tokens, dilation: int) -> dict
     }
 
 
-def _check_longformer(student, case: Case, n: int, window: int, global_tokens, dilation: int = 1):
-    dilated = dilation != 1
-    if dilated:
-        mask_mod = case.call(student, window, global_tokens, dilation=dilation)
+def _check_longformer(student, case: Case, n: int, window: int, global_tokens, dilation: int | None = None):
+    """Compare the student's mask with the reference's; ``dilation`` None: called without the argument."""
+    if dilation is None:
+        mask_mod, what = case.call(student, window, global_tokens), "your Longformer mask"
     else:
-        mask_mod = case.call(student, window, global_tokens)
-    expected = materialised(longformer_reference(window, global_tokens, dilation), n)
+        mask_mod = case.call(student, window, global_tokens, dilation=dilation)
+        what = "your dilated Longformer mask" if dilation != 1 else "your Longformer mask with dilation=1"
+    dilated = dilation not in (None, 1)
     expect_mask(
         student_mask(case, mask_mod, n, n),
-        expected,
-        "your dilated Longformer mask" if dilated else "your Longformer mask",
+        materialised(longformer_reference(window, global_tokens, dilation or 1), n),
+        what,
         _dilated_mistakes(n, window, global_tokens, dilation)
         if dilated
         else _longformer_mistakes(n, window, global_tokens),
-        f"generate_longformer({window}, {global_tokens!r}{f', dilation={dilation}' if dilated else ''}) "
+        f"generate_longformer({window}, {global_tokens!r}{'' if dilation is None else f', dilation={dilation}'}) "
         f"over {n} tokens",
     )
 
@@ -154,14 +155,7 @@ def _dilated(student, case):
 
     def compare():
         _check_longformer(student, case, n, window, positions, dilation)
-        mask_mod = case.call(student, plain_window, count, dilation=1)
-        expect_mask(
-            student_mask(case, mask_mod, plain_n, plain_n),
-            materialised(longformer_reference(plain_window, count), plain_n),
-            "your Longformer mask with dilation=1",
-            _longformer_mistakes(plain_n, plain_window, count),
-            f"generate_longformer({plain_window}, {count}, dilation=1) over {plain_n} tokens",
-        )
+        _check_longformer(student, case, plain_n, plain_window, count, dilation=1)
 
     return compare
 
