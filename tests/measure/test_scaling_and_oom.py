@@ -91,7 +91,7 @@ def test_fit_exponent_one_break_is_the_brute_force_least_squares(data):
     if len(totals) > 1 and totals[1] - totals[0] < 1e-6 * max(1.0, totals[0]):
         return  # a near-tie makes the winner a matter of rounding
     expected = min(splits, key=lambda split: split[0])[1]
-    assert fit_exponent(sizes, values, breaks=1) == pytest.approx(expected, abs=1e-8)
+    assert fit_exponent(sizes, values, breaks=1) == pytest.approx(expected, rel=1e-9, abs=1e-8)  # slopes reach 1e4
 
 
 def test_fit_exponent_one_break_reads_the_upper_regime_of_a_cache_step():
