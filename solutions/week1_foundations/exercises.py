@@ -398,9 +398,10 @@ print(f"one break, the upper part:      time grows like n^{fit_exponent(ns, seco
 # **Graded by measurement:** at n = 4096 (d = 32, block 64, window 128) each query block
 # meets about 3 of the 64 key blocks, and the grader measures the CPU time of your function
 # (in a fresh process, from outside) against lean masked dense attention at the same size:
-# yours must take under 50% of it, with right values. A solution that skips all of them
-# takes about 15%; one that skips only the tiles above the diagonal still computes half of all
-# tiles, one small product at a time, and takes longer than dense attention itself.
+# yours must take less CPU time than dense attention, with right values. A solution that skips
+# all of them takes about a third of it; one that skips only the tiles above the diagonal still
+# computes half of all tiles, one small product at a time, and takes about three times as long
+# as dense attention.
 
 
 # %% nbgrader={"grade": false, "grade_id": "causal_tiled_attention", "locked": false, "schema_version": 3, "solution": true}

@@ -326,7 +326,9 @@ def test_throughput_table_adds_a_column_and_keeps_the_default():
     assert instant.tokens_per_second == (math.inf,)
 
 
-def test_profile_scaling_reports_tokens_per_second_of_banded_attention_about_flat():
+def test_profile_scaling_reports_the_tokens_per_second_and_the_linear_memory_of_banded_attention():
+    """Timing claims live in ``make bench`` (a timed unit test flakes on shared cores); what is checked
+    here is that the report's rate is its own timings' and that its peaks grow like n."""
     from lcteach.kernels import banded_attention
 
     def window(q, k, v):
@@ -336,4 +338,4 @@ def test_profile_scaling_reports_tokens_per_second_of_banded_attention_about_fla
     with one_thread():
         report = profile_scaling(window, sizes, dim=16, repeats=3, progress=False)
     assert report.tokens_per_second == tuple(n / s for n, s in zip(sizes, report.seconds))
-    assert -0.5 < report.throughput_exponent < 0.5  # linear time: tokens/s does not fall like 1/n
+    assert 3 < report.peak_bytes[1] / report.peak_bytes[0] < 5  # 4x the length, 4x the memory
