@@ -7,9 +7,9 @@ comes from the graded cell now running and names that cell's part, and runs the 
 checks in this process (``lcteach.grading.session.judge_remote``): the inputs come from a seed
 of its own for this submission and part (``part_seed``), which never enters the notebook;
 the expected values are computed here; the student's function is called through the channel.
-Properties measured from outside (peak memory, CPU time) come from a fresh measuring process
-(``autograder.measuring``) that runs the notebook's code cells up to that cell. Any other
-connection is turned away.
+Properties measured from outside (peak memory, CPU time) come from a measuring process
+(``autograder.measuring``) that has run the notebook's code cells up to that cell: one per
+notebook, its graded parts in turn (``SharedMeasurer``). Any other connection is turned away.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.measuring import MeasuringProcess
+from lcteach.grading.channel import ChannelError
 
 SECRET_FILE = ".grading_secret"  # in the course root, readable by the instructor alone
 METADATA_KEY = "lcteach"  # notebook metadata: the judge's summary (JudgeSummary), read by the grading report
@@ -119,6 +120,8 @@ class NotebookJudge:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
+        with self._judging:  # a part still being judged keeps its measuring process
+            self.measurer.close()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -132,7 +135,7 @@ class NotebookJudge:
                 self._judge(connection)
 
     def _judge(self, connection: socket.socket) -> None:
-        from lcteach.grading.channel import ChannelError, Client
+        from lcteach.grading.channel import Client
         from lcteach.grading.session import judge_remote
 
         connection.settimeout(None)
@@ -164,13 +167,33 @@ class NotebookJudge:
         client.finish({"note": "graded by the trusted grader"})
 
 
-def start_measurer(uid: int, call_seconds: float):
-    """A ``measurer(cells, student)`` for NotebookJudge: fresh measuring processes as ``uid``."""
+class SharedMeasurer:
+    """``measurer(cells, student)`` for NotebookJudge: the measuring process (as ``uid``) of one
+    notebook, which its graded parts use in turn. Each part's cells run on top of the cells the
+    last part ran (``MeasuringProcess.setup``), so torch starts once per notebook instead of once
+    per measured part (about 4 s of CPU each); a process that a part left broken (a call that ran
+    out of time, a crash) is killed, and the next part starts a fresh one."""
 
-    def measurer(cells: list[str], student: str) -> MeasuringProcess:
-        return MeasuringProcess(cells, student, uid, call_seconds)
+    def __init__(self, uid: int, call_seconds: float):
+        self.uid, self.call_seconds = uid, call_seconds
+        self._process: MeasuringProcess | None = None
 
-    return measurer
+    def __call__(self, cells: list[str], student: str) -> MeasuringProcess:
+        process = self._process
+        if process is not None and process.continues(cells):
+            try:
+                process.setup(cells, student)
+                return process
+            except ChannelError:
+                pass
+        self.close()
+        self._process = MeasuringProcess(cells, student, self.uid, self.call_seconds)
+        return self._process
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
+            self._process = None
 
 
 # ---------------------------------------------------------------- the summary for the report

@@ -66,7 +66,11 @@ def python_source(cell: str) -> str:
 
 
 class MeasuringProcess:
-    """A sandboxed process holding the student's function ``student`` from ``cells`` (see the module docstring)."""
+    """A sandboxed process holding the student's function ``student`` from ``cells`` (see the module docstring).
+
+    After ``release()`` it can serve a later graded part of the same notebook (``setup``): only
+    the cells that came since run, on top of the earlier ones, so torch starts once per notebook.
+    """
 
     def __init__(self, cells: list[str], student: str, uid: int, call_seconds: float = 60.0):
         trusted, worker = socket.socketpair()
@@ -88,13 +92,37 @@ class MeasuringProcess:
                 raise ChannelError("the measuring process did not start")
             self.pid = self._python_pid()
             self.baseline = self._status("VmRSS")
-            send_frame(trusted, {"op": "setup", "cells": [python_source(c) for c in cells], "student": student}, [])
-            self.client.time_limit = START_SECONDS
-            self.student = self.client.hello()["student"]
-            self.client.time_limit = call_seconds
-        except (ChannelError, KeyError, TypeError):
+            self.cells: list[str] = []  # the notebook cells this process has run
+            self.setup(cells, student)
+        except ChannelError:
             self.close()
             raise
+
+    def continues(self, cells: list[str]) -> bool:
+        """Whether this process can serve a part whose cells are ``cells``: it was released in good
+        order and ``cells`` begin with the cells it ran."""
+        return not self.client.closed and cells[: len(self.cells)] == self.cells
+
+    def setup(self, cells: list[str], student: str) -> None:
+        """Serve the function ``student`` that the notebook's code cells ``cells`` define; of those,
+        the cells this process ran already (``continues``) do not run again."""
+        new = cells[len(self.cells) :]
+        self.client.time_limit, call_seconds = START_SECONDS, self.client.time_limit
+        try:
+            send_frame(
+                self.client.sock, {"op": "setup", "cells": [python_source(c) for c in new], "student": student}, []
+            )
+            self.student = self.client.hello()["student"]
+        except (OSError, KeyError, TypeError) as error:
+            self.client.close()
+            raise ChannelError(f"the measuring process did not take the notebook's cells ({error})") from None
+        finally:
+            self.client.time_limit = call_seconds
+        self.cells = list(cells)
+
+    def release(self) -> None:
+        """The part is judged: the process waits for the next part's ``setup`` (or ``close``)."""
+        self.client.done()
 
     def measure(self, fn: Remote, *args, **kwargs) -> Measured:
         """Call ``fn`` (a Remote of this process) once; its value, peak memory and CPU time."""

@@ -34,10 +34,10 @@ from .judging import (
     JudgeSummary,
     NotebookJudge,
     PartVerdict,
+    SharedMeasurer,
     course_secret,
     grader_call,
     part_seed,
-    start_measurer,
 )
 from .tampering import inspect_cells
 
@@ -159,7 +159,7 @@ class GuardedExecute(Execute):
                 return part_seed(secret, info["student"], info["assignment"], info["notebook"], part)
 
             seconds = self.km.call_seconds
-            measurer = start_measurer(self.km.measuring_uid, seconds)
+            measurer = SharedMeasurer(self.km.measuring_uid, seconds)
             self._judge = NotebookJudge(self.km.grader_listener, module, seed_of, measurer, seconds)
         return self._judge
 

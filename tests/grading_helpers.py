@@ -35,7 +35,7 @@ class InProcessMeasurer:
         finally:
             torch.set_num_threads(threads)
 
-    def close(self) -> None:
+    def release(self) -> None:
         pass
 
 

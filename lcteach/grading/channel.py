@@ -468,12 +468,17 @@ class Client:
 
     def finish(self, summary: dict | None = None) -> None:
         """Tell the student's side that grading is over, and close the channel."""
+        self.done(summary)
+        self.close()
+
+    def done(self, summary: dict | None = None) -> None:
+        """Tell the student's side that this session is over (``Server.serve`` returns), keeping the
+        channel open for what comes next."""
         if not self.closed:
             try:
                 self._send({"op": "done", "summary": _Encoder(self._encode_other).encode(summary or {})}, [])
             except (OSError, ChannelError):
-                pass
-        self.close()
+                self.close()
 
     def close(self) -> None:
         self.closed = True

@@ -3,7 +3,7 @@
 ``RemoteSession`` is what a check's ``case.call`` goes through when the trusted grader judges
 a submission: the student's function is a ``channel.Remote`` held by the sandboxed kernel,
 FlexAttention's ``create_mask`` and the grader's probes run there as tools, a grader's
-callback runs here, and ``case.measure`` sends the call to a fresh measuring process
+callback runs here, and ``case.measure`` sends the call to the measuring process
 instead. Nothing the student's process says is taken for more than a returned value.
 """
 
@@ -72,7 +72,7 @@ class RemoteSession:
 
     def close(self) -> None:
         if self._measurer is not None:
-            self._measurer.close()
+            self._measurer.release()
 
     def _target(self, fn):
         if isinstance(fn, (Remote, RemoteMethod)):

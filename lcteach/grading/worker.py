@@ -13,7 +13,11 @@ started in a sandbox of its own with a connected socket as file descriptor ``FD`
 2. It sends ``ready``: the grader reads its resident memory now, before any student code.
 3. It receives ``setup`` with the notebook's code cells and the name of the student's
    function, runs the cells with their output discarded (a cell that fails is skipped, as
-   in the notebook), and serves the function over the channel (``channel.Server``).
+   in the notebook), and serves the function over the channel (``channel.Server``) until
+   the grader says done.
+4. The next graded part's ``setup`` brings only the cells that came since: they run in the same
+   namespace, on top of the last part's, as they would in a fresh process that ran them all.
+   The process ends when the grader closes the channel.
 
 Everything here runs before the student's code, so the filter is in place before any student
 code can run; once set, a seccomp filter cannot be removed.
@@ -111,13 +115,15 @@ class _Shell:
         return lambda *args, **kwargs: None
 
 
-def run_cells(cells: list[str]) -> dict:
-    """Run notebook cells (as plain Python, ``measuring.python_source``) in one namespace, their
-    output discarded; a cell that fails is skipped."""
-    shell = _Shell()
-    namespace = {"__name__": "__main__", "get_ipython": lambda: shell}
+def run_cells(cells: list[str], namespace: dict | None = None, first: int = 0) -> dict:
+    """Run notebook cells (as plain Python, ``measuring.python_source``) in ``namespace`` (a new
+    one by default), their output discarded; a cell that fails is skipped. ``first`` is the
+    notebook index of the first cell, for tracebacks."""
+    if namespace is None:
+        shell = _Shell()
+        namespace = {"__name__": "__main__", "get_ipython": lambda: shell}
     sink = io.StringIO()
-    for index, source in enumerate(cells):
+    for index, source in enumerate(cells, first):
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             try:
                 exec(compile(source, f"<cell {index}>", "exec"), namespace)  # noqa: S102 - the student's own code
@@ -134,12 +140,19 @@ def main(fd: int) -> None:
     fence()
     forbid_new_processes()
     send_frame(sock, {"op": "ready"}, [])
-    header, _ = recv_frame(sock)
-    cells, name = header.get("cells"), header.get("student")
-    if header.get("op") != "setup" or type(cells) is not list or type(name) is not str:
-        raise ChannelError("expected the setup frame")
-    namespace = run_cells([cell for cell in cells if type(cell) is str])
-    Server(sock).serve({"student": namespace.get(name)})
+    namespace, count = None, 0
+    while True:  # one graded part after another
+        try:
+            header, _ = recv_frame(sock)
+        except ChannelError:  # the grader closed the channel: nothing is left to measure
+            return
+        cells, name = header.get("cells"), header.get("student")
+        if header.get("op") != "setup" or type(cells) is not list or type(name) is not str:
+            raise ChannelError("expected the setup frame")
+        cells = [cell for cell in cells if type(cell) is str]
+        namespace = run_cells(cells, namespace, count)
+        count += len(cells)
+        Server(sock).serve({"student": namespace.get(name)})
 
 
 if __name__ == "__main__":

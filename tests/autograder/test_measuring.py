@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import needs_sandbox
 
+from autograder.judging import SharedMeasurer
 from autograder.measuring import HELD_ALLOWANCE, MeasuringProcess, python_source
-from lcteach.grading.channel import StudentRaised
+from lcteach.grading.channel import ChannelTimeout, StudentRaised
 
 pytestmark = needs_sandbox
 
@@ -145,3 +146,37 @@ def test_cells_with_ipython_syntax_run_as_ipython_would():
     assert python_source("%%bash\nrm -rf /tmp/x") == ""
     with MeasuringProcess(cells, "timed", uid=100_000_000 + os.getpid()) as process:
         assert process.measure(process.student, 41).value == 42
+
+
+def test_a_released_process_serves_the_next_part_running_only_the_new_cells():
+    first = ["runs = []", "runs.append('first')\ndef seen():\n    return list(runs)"]
+    later = [*first, "runs.append('later')\ndef twice(x):\n    return 2 * x"]
+    with MeasuringProcess(first, "seen", uid=100_000_000 + os.getpid()) as process:
+        assert process.measure(process.student).value == ["first"]
+        process.release()
+        assert process.continues(later) and not process.continues(["something else", *later])
+        process.setup(later, "twice")
+        assert process.measure(process.student, 21).value == 42
+        process.release()
+        process.setup(first, "seen")  # the cells it ran, none of them again
+        assert process.measure(process.student).value == ["first", "later"]
+
+
+def test_the_shared_measurer_replaces_a_process_a_part_left_broken():
+    cells = ["import time\ndef sleeps(s):\n    time.sleep(s)\n    return s"]
+    shared = SharedMeasurer(uid=100_000_000 + os.getpid(), call_seconds=2)
+    try:
+        process = shared(cells, "sleeps")
+        assert process.measure(process.student, 0).value == 0
+        process.release()
+        assert shared(cells, "sleeps") is process  # released in good order: used again
+        with pytest.raises(ChannelTimeout):
+            process.measure(process.student, 30)
+        process.release()
+        fresh = shared(cells, "sleeps")
+        assert fresh is not process and fresh.pid != process.pid
+        assert process.process.poll() is not None  # the broken one is gone
+        assert fresh.measure(fresh.student, 0).value == 0
+    finally:
+        shared.close()
+    assert fresh.process.poll() is not None
