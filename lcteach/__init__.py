@@ -59,6 +59,7 @@ _API = {  # name -> the subpackage that defines it
         "document_offsets",
         "document_ids",
         "materialize_mask",
+        "evaluate_grid",
         "evaluate_rows",
         "pattern_density",
         "pattern_flops",

@@ -13,7 +13,7 @@ from torch.nn.attention.flex_attention import create_mask
 from lcteach.grading.channel import is_function
 from lcteach.grading.expectations import expect_tensor
 from lcteach.grading.results import CheckFailed
-from lcteach.masks import materialize_mask
+from lcteach.masks import evaluate_grid
 
 if TYPE_CHECKING:
     from lcteach.grading.session import Case
@@ -78,6 +78,7 @@ def grid(n_q: int, n_k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def materialised(mask_mod, n_q: int, n_k: int | None = None, heads: int | None = None) -> torch.Tensor:
-    """A reference mask_mod as a bool (n_q, n_k) matrix, or (heads, n_q, n_k) when ``heads`` is given."""
-    mask = materialize_mask(mask_mod, n_q, n_k, heads=heads)[0]
+    """A reference mask_mod as a bool (n_q, n_k) matrix, or (heads, n_q, n_k) when ``heads`` is given.
+    On the broadcast grid (``evaluate_grid``): the trusted grader never imports torch._dynamo."""
+    mask = evaluate_grid(mask_mod, n_q, n_k, heads=heads or 1)[0]
     return mask[0] if heads is None else mask

@@ -19,7 +19,7 @@ from torch.nn.attention.flex_attention import and_masks, or_masks
 from lcteach.kernels.dense import dense_attention
 from lcteach.kernels.tiled import tiled_attention
 from lcteach.masks.causal import causal_mask
-from lcteach.masks.evaluation import MaskMod, evaluate_rows, materialize_mask
+from lcteach.masks.evaluation import MaskMod, evaluate_grid, evaluate_rows
 from lcteach.masks.sliding_window import generate_sliding_window
 from lcteach.masks.strided import generate_strided
 from lcteach.validation import check_fraction, check_mask_mod, check_positive_int, check_qkv
@@ -33,7 +33,7 @@ def _allowed_keys(q, k, causal: bool, mask_mod: MaskMod | None) -> torch.Tensor:
         allowed = allowed.tril()
     if mask_mod is not None:
         check_mask_mod(mask_mod, q)
-        allowed = allowed & materialize_mask(mask_mod, n_q, n_k, batch=q.shape[0], heads=q.shape[1], device=q.device)
+        allowed = allowed & evaluate_grid(mask_mod, n_q, n_k, batch=q.shape[0], heads=q.shape[1], device=q.device)
     return allowed
 
 

@@ -34,6 +34,7 @@ from lcteach.masks.evaluation import (
     MaskMod,
     PatternCost,
     count_allowed_pairs,
+    evaluate_grid,
     evaluate_rows,
     index_grid,
     mask_name,

@@ -55,6 +55,30 @@ def index_grid(
     return b, h, q_idx[None, None, :, None], kv_idx[None, None, None, :]
 
 
+def evaluate_grid(
+    mask_mod: MaskMod,
+    q_len: int,
+    kv_len: int | None = None,
+    *,
+    batch: int = 1,
+    heads: int = 1,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The mask_mod in one call on the broadcast index grid (``index_grid``), as lcteach's kernels
+    call it: bool (batch, heads, q_len, kv_len).
+
+    For mask_mods of elementwise ops (all of lcteach's). ``materialize_mask`` takes any mask_mod
+    that FlexAttention takes, through vmap, at the price of importing torch._dynamo on its first
+    call (about 3 s of CPU).
+    """
+    check_mask_mod(mask_mod)
+    check_positive_int("q_len", q_len)
+    kv_len = q_len if kv_len is None else check_positive_int("kv_len", kv_len)
+    positions = torch.arange(q_len, device=device), torch.arange(kv_len, device=device)
+    allowed = torch.as_tensor(mask_mod(*index_grid(batch, heads, *positions)), device=device)
+    return allowed.broadcast_to(batch, heads, q_len, kv_len)
+
+
 def evaluate_rows(mask_mod: MaskMod, q_idx: torch.Tensor, kv_len: int) -> torch.Tensor:
     """The mask_mod on queries ``q_idx`` (1-D int tensor) against keys 0..kv_len-1, with b = h = 0.
 

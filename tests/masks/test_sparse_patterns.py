@@ -21,13 +21,17 @@ from lcteach.masks import (
     PatternCost,
     causal_mask,
     count_allowed_pairs,
+    evaluate_grid,
     evaluate_rows,
     generate_bigbird,
     generate_block_sparse,
+    generate_document_mask,
     generate_global,
+    generate_prefix_lm,
     generate_random_blocks,
     generate_random_tokens,
     generate_sliding_window,
+    generate_sparse_transformer,
     generate_strided,
     generate_symmetric_window,
     index_grid,
@@ -376,6 +380,43 @@ def test_counting_memory_does_not_grow_with_n_squared():
     peaks = [peak_memory(count_allowed_pairs, generate_bigbird(63, 2, 2, 64, n, seed=0), n)[1] for n in (1024, 4096)]
     assert peaks[1] < 1.1 * peaks[0]  # n^2 grew 16x; the blocks of 2^18 pairs did not
     assert peaks[1] < 4096 * 4096 // 4  # a bool 4096 x 4096 matrix alone takes 16 MiB
+
+
+def every_pattern():
+    """One mask_mod of every kind lcteach makes (per-head strides and a dilated window too), on 16 positions."""
+    return [
+        *one_of_each(),
+        causal_mask,
+        generate_sliding_window(4),
+        generate_symmetric_window(3, dilation=2),
+        generate_strided([1, 2, 5]),
+        generate_prefix_lm(5),
+        generate_document_mask([5, 3, 8], causal_mask),
+        generate_sparse_transformer(4),
+        or_masks(generate_global(2), generate_sliding_window(3)),
+    ]
+
+
+@FAST
+@given(
+    index=st.integers(0, len(every_pattern()) - 1),
+    n_q=st.integers(1, 16),
+    n_k=st.integers(1, 16),
+    heads=st.integers(1, 3),
+    batch=st.integers(1, 2),
+)
+def test_evaluate_grid_equals_create_mask(index, n_q, n_k, heads, batch):
+    """One broadcast call gives what FlexAttention's vmap gives, for every kind of lcteach mask_mod."""
+    mask_mod = every_pattern()[index]
+    assert torch.equal(
+        evaluate_grid(mask_mod, n_q, n_k, batch=batch, heads=heads),
+        materialize_mask(mask_mod, n_q, n_k, batch=batch, heads=heads),
+    )
+
+
+def test_evaluate_grid_names_a_bad_length():
+    with pytest.raises(ValueError, match="q_len"):
+        evaluate_grid(causal_mask, 0)
 
 
 def test_evaluate_rows_gives_the_requested_rows():

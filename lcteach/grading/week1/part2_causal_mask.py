@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from lcteach.grading.expectations import counted_only_if_right
-from lcteach.grading.mask_expectations import expect_mask, student_mask
+from lcteach.grading.mask_expectations import expect_mask, materialised, student_mask
 from lcteach.grading.session import check
 from lcteach.masks import causal_mask as reference_causal_mask
-from lcteach.masks import materialize_mask
 
 
 def _causal_mistakes(n_q: int, n_k: int) -> dict[str, torch.Tensor]:
@@ -21,7 +20,7 @@ def _causal_mistakes(n_q: int, n_k: int) -> dict[str, torch.Tensor]:
 
 
 def _check_causal(student, case, n_q, n_k):
-    expected = materialize_mask(reference_causal_mask, n_q, n_k)[0, 0]
+    expected = materialised(reference_causal_mask, n_q, n_k)
     expect_mask(
         student_mask(case, student, n_q, n_k),
         expected,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from lcteach.grading.expectations import counted_only_if_right, expect_rejects_non_positive
-from lcteach.grading.mask_expectations import expect_mask, student_mask
+from lcteach.grading.mask_expectations import expect_mask, materialised, student_mask
 from lcteach.grading.session import check
 from lcteach.masks import generate_sliding_window as reference_sliding_window
-from lcteach.masks import materialize_mask
 
 
 def _window_mistakes(n: int, window: int) -> dict[str, torch.Tensor]:
@@ -25,7 +24,7 @@ def _window_mistakes(n: int, window: int) -> dict[str, torch.Tensor]:
 
 def _check_window(student, case, n: int, window: int):
     mask_mod = case.call(student, window)
-    expected = materialize_mask(reference_sliding_window(window), n)[0, 0]
+    expected = materialised(reference_sliding_window(window), n)
     expect_mask(
         student_mask(case, mask_mod, n, n),
         expected,
