@@ -45,29 +45,51 @@ def strided_with(
 # ---------------------------------------------------------------- 2. random block layout
 
 
-def layout_from(draw_row, check=True, generator=True):
-    """A random_block_layout whose rows come from ``draw_row(kv_blocks, per_row, generator, row)``."""
+def layout_from(draw_row, check=True, generator=True, check_exclude=True, exclude_after=None):
+    """A random_block_layout whose rows come from ``draw_row(free, per_row, generator, row)``, ``free``
+    the row's blocks that ``exclude`` leaves (or, with ``exclude_after``, all blocks, then
+    ``exclude_after(chosen, taken, per_row)`` makes the row's blocks from the draw and the row's
+    excluded ones)."""
 
-    def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):
+    def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed, exclude=None):
         if check and not 1 <= blocks_per_row <= kv_blocks:
             raise ValueError("bad blocks_per_row")
+        if exclude is None:
+            exclude = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+        if check_exclude and (exclude.dtype != torch.bool or exclude.shape != (q_blocks, kv_blocks)):
+            raise ValueError("bad exclude")
+        if check_exclude and ((~exclude).sum(dim=-1) < blocks_per_row).any():
+            raise ValueError("a row has too few free blocks")
         g = torch.Generator().manual_seed(seed) if generator else None
         if not generator:
             torch.manual_seed(seed)
         layout = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
         for row in range(q_blocks):
-            layout[row, draw_row(kv_blocks, blocks_per_row, g, row)] = True
+            if exclude_after is None:
+                free = (~exclude[row].bool()).nonzero().flatten()
+                layout[row, free[draw_row(len(free), blocks_per_row, g, row)]] = True
+            else:
+                chosen = draw_row(kv_blocks, blocks_per_row, g, row)
+                layout[row, exclude_after(chosen, exclude[row].bool(), blocks_per_row)] = True
         return layout
 
     return random_block_layout
 
 
-def layout_argsort(q_blocks, kv_blocks, blocks_per_row, seed):
-    """All rows at once: the blocks_per_row smallest of uniform draws, which are distinct."""
+def layout_argsort(q_blocks, kv_blocks, blocks_per_row, seed, exclude=None):
+    """All rows at once: the blocks_per_row smallest of uniform draws, excluded blocks ranked last."""
     if not 1 <= blocks_per_row <= kv_blocks:
         raise ValueError("need 1 <= blocks_per_row <= kv_blocks")
-    ranks = torch.rand(q_blocks, kv_blocks, generator=torch.Generator().manual_seed(seed)).argsort(dim=-1)
-    return torch.zeros(q_blocks, kv_blocks, dtype=torch.bool).scatter_(-1, ranks[:, :blocks_per_row], True)
+    if exclude is None:
+        exclude = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+    if exclude.dtype != torch.bool or exclude.shape != (q_blocks, kv_blocks):
+        raise ValueError(f"exclude must be bool ({q_blocks}, {kv_blocks})")
+    if ((~exclude).sum(dim=-1) < blocks_per_row).any():
+        raise ValueError("some row has fewer free blocks than blocks_per_row")
+    draws = torch.rand(q_blocks, kv_blocks, generator=torch.Generator().manual_seed(seed)).masked_fill(exclude, 2.0)
+    return torch.zeros(q_blocks, kv_blocks, dtype=torch.bool).scatter_(
+        -1, draws.argsort(dim=-1)[:, :blocks_per_row], True
+    )
 
 
 def randperm(kv, r, g, row):
@@ -85,6 +107,30 @@ def never_last(kv, r, g, row):
 def own_block_forced(kv, r, g, row):
     others = [j for j in torch.randperm(kv, generator=g).tolist() if j != row % kv]
     return torch.tensor([row % kv] + others[: r - 1])
+
+
+def first_free(kv, r, g, row):
+    return torch.arange(r)
+
+
+def ignore_exclude(chosen, taken, r):
+    """The draw among all blocks kept as it is: excluded blocks and all."""
+    return chosen
+
+
+def drop_excluded(chosen, taken, r):
+    """The draw among all blocks, less its excluded blocks: rows come out short."""
+    return chosen[~taken[chosen]]
+
+
+def next_free(chosen, taken, r):
+    """Each excluded draw moved to the next free block not yet chosen (cyclically)."""
+    kv, picked = len(taken), []
+    for j in chosen.tolist():
+        while taken[j] or j in picked:
+            j = (j + 1) % kv
+        picked.append(j)
+    return torch.tensor(picked, dtype=torch.long)
 
 
 # ---------------------------------------------------------------- 3. Longformer

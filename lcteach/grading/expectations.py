@@ -125,11 +125,13 @@ def expect_pair(result, function: str, names: str):
     return result
 
 
-def expect_value_error(case: Case, fn: Callable, *args, call: str, hint: str, inputs: str = "") -> None:
-    """Check that student code ``fn(*args)`` raises ValueError. ``call`` names the call in words that
-    hold for any input ("a window below 1"), ``inputs`` the call itself, for the details."""
+def expect_value_error(
+    case: Case, fn: Callable, *args, call: str, hint: str, inputs: str = "", kwargs: dict | None = None
+) -> None:
+    """Check that student code ``fn(*args, **kwargs)`` raises ValueError. ``call`` names the call in
+    words that hold for any input ("a window below 1"), ``inputs`` the call itself, for the details."""
     try:
-        case.call(fn, *args)
+        case.call(fn, *args, **(kwargs or {}))
     except CheckFailed as failure:
         if failure.raised_a(ValueError):
             return

@@ -159,10 +159,11 @@ print(f"per-head mask {tuple(two_heads.shape)}; head 1 is stride 3: {torch.equal
 # drawn at random. The draw is stored as a bool *layout*: `layout[qi, kj]` is `True` when
 # query block `qi` attends key block `kj`.
 #
-# Write `random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed)` returning a bool
-# tensor `(q_blocks, kv_blocks)` in which every row has exactly `blocks_per_row` **distinct**
-# `True` entries, drawn uniformly at random. Each row is a draw of its own (rows are
-# independent, so they are not all the same), and the query's own block is not guaranteed.
+# Write `random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed, exclude=None)`
+# returning a bool tensor `(q_blocks, kv_blocks)` in which every row has exactly
+# `blocks_per_row` **distinct** `True` entries, drawn uniformly at random. Each row is a draw of
+# its own (rows are independent, so they are not all the same), and the query's own block is
+# not guaranteed.
 #
 # Randomness in a model must be reproducible and private:
 # - make a generator from the seed, `g = torch.Generator().manual_seed(seed)`, and pass
@@ -172,22 +173,43 @@ print(f"per-head mask {tuple(two_heads.shape)}; head 1 is stride 3: {torch.equal
 # - draw without replacement: `torch.randint` can pick a block twice, `torch.randperm` cannot;
 # - raise `ValueError` unless `1 <= blocks_per_row <= kv_blocks`.
 #
+# **Random blocks that add something.** In BigBird the window and the global tokens already
+# cover some blocks of every row; a random block drawn on top of them is wasted. `exclude` is
+# an optional bool tensor of the layout's shape, `True` for the blocks a row already has. With
+# it, draw each row's `blocks_per_row` blocks uniformly among that row's blocks that are
+# **not** excluded (an excluded block is never `True` in the result, and every free block of a
+# row is equally likely). Rows differ in how many free blocks they have. Raise `ValueError`
+# when `exclude` is not a bool tensor of shape `(q_blocks, kv_blocks)`, or when some row has
+# fewer than `blocks_per_row` free blocks (say which row). `exclude=None` excludes nothing.
+#
+# Two ways that look right and are not: drawing among all blocks and then dropping the excluded
+# ones leaves rows short; moving an excluded draw to the next free block makes the blocks just
+# after an excluded run twice as likely.
+#
 # The grader checks properties, not the exact draws: the shape, dtype and counts, that the
 # rows are not all alike, that seeds reproduce (and different seeds differ), that the global
-# RNG is left alone, and that over many seeds every block is drawn about equally often in
-# every row.
+# RNG is left alone, that over many seeds every block is drawn about equally often in every
+# row, and the same for the free blocks of rows with an `exclude`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "random_block_layout", "locked": false, "schema_version": 3, "solution": true}
-def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):
-    """Bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct random True per row, drawn from seed."""
+def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed, exclude=None):
+    """Bool (q_blocks, kv_blocks) with exactly blocks_per_row distinct random True per row, drawn from
+    seed among the blocks that exclude (bool (q_blocks, kv_blocks), optional) leaves free."""
     ### BEGIN SOLUTION
     if not 1 <= blocks_per_row <= kv_blocks:
         raise ValueError(f"blocks_per_row must be between 1 and kv_blocks = {kv_blocks}, got {blocks_per_row}")
+    if exclude is None:
+        exclude = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+    if not isinstance(exclude, torch.Tensor) or exclude.dtype != torch.bool or exclude.shape != (q_blocks, kv_blocks):
+        raise ValueError(f"exclude must be a bool tensor of shape ({q_blocks}, {kv_blocks})")
     generator = torch.Generator().manual_seed(seed)
     layout = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
     for row in range(q_blocks):
-        chosen = torch.randperm(kv_blocks, generator=generator)[:blocks_per_row]
+        free = (~exclude[row]).nonzero().flatten()
+        if len(free) < blocks_per_row:
+            raise ValueError(f"row {row} has {len(free)} free blocks, fewer than blocks_per_row = {blocks_per_row}")
+        chosen = free[torch.randperm(len(free), generator=generator)[:blocks_per_row]]
         layout[row, chosen] = True
     return layout
     ### END SOLUTION
@@ -198,6 +220,17 @@ grade.random_block_layout(random_block_layout)
 
 # %%
 print(random_block_layout(6, 6, 2, seed=1).int())
+
+# %% [markdown]
+# The same call with each row's own block and its two neighbours taken (a window of a block
+# each side), and block 0 taken in every row (a global token): the random blocks land only on
+# what is left.
+
+# %%
+blocks = torch.arange(6)
+taken = (blocks[:, None] - blocks[None, :]).abs() <= 1
+taken[:, 0] = True
+print(random_block_layout(6, 6, 2, seed=1, exclude=taken).int())
 
 # %% [markdown]
 # ## Part 3: Longformer, a window plus global tokens (2 points)

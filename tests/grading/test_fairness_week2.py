@@ -137,11 +137,18 @@ STRIDED = (
 # ---------------------------------------------------------------- 2. random block layout
 
 
-def layout_multinomial(q_blocks, kv_blocks, blocks_per_row, seed):
+def layout_multinomial(q_blocks, kv_blocks, blocks_per_row, seed, exclude=None):
     if blocks_per_row < 1 or blocks_per_row > kv_blocks:
         raise ValueError(f"blocks_per_row={blocks_per_row} with kv_blocks={kv_blocks}")
+    weights = torch.ones(q_blocks, kv_blocks)
+    if exclude is not None:
+        if not isinstance(exclude, torch.Tensor) or exclude.dtype != torch.bool or exclude.shape != weights.shape:
+            raise ValueError("exclude: a bool tensor like the layout")
+        weights[exclude] = 0.0
+        if (weights.sum(dim=-1) < blocks_per_row).any():
+            raise ValueError("too few free blocks in a row")
     generator = torch.Generator().manual_seed(seed)
-    chosen = torch.multinomial(torch.ones(q_blocks, kv_blocks), blocks_per_row, generator=generator)
+    chosen = torch.multinomial(weights, blocks_per_row, generator=generator)
     return torch.zeros(q_blocks, kv_blocks, dtype=torch.bool).scatter_(-1, chosen, True)
 
 
@@ -159,23 +166,53 @@ LAYOUT = (
     Wrong(
         "seeds-global-rng",
         variants.layout_from(variants.randperm, generator=False),
-        1.6,
+        1.75,
         "uses its own generator",
         "global random",
     ),
     Wrong(
         "own-block-forced",
         variants.layout_from(variants.own_block_forced),
-        1.6,
+        1.5,
         "roughly uniform",
         "no block forced in",
     ),
     Wrong(
         "no-validation",
         variants.layout_from(variants.randperm, check=False),
-        1.6,
+        1.75,
         "blocks_per_row above",
         "instead of raising",
+    ),
+    Wrong(
+        "exclude-ignored",
+        variants.layout_from(variants.randperm, exclude_after=variants.ignore_exclude),
+        1.25,
+        "with exclude: exactly",
+        "among its free blocks only",
+        not_counted=("with exclude: over many seeds", "exclude of the wrong shape"),
+    ),
+    Wrong(
+        "exclude-dropped-after-drawing",
+        variants.layout_from(variants.randperm, exclude_after=variants.drop_excluded),
+        1.25,
+        "with exclude: exactly",
+        "leaves rows short",
+        not_counted=("with exclude: over many seeds", "exclude of the wrong shape"),
+    ),
+    Wrong(
+        "excluded-draw-moved-to-next-free",
+        variants.layout_from(variants.randperm, exclude_after=variants.next_free),
+        1.75,
+        "with exclude: over many seeds",
+        "next free block",
+    ),
+    Wrong(
+        "exclude-unchecked",
+        variants.layout_from(variants.randperm, check_exclude=False),
+        1.75,
+        "exclude of the wrong shape",
+        "at least blocks_per_row free blocks",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Week 2, part 2: ``random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed)``, a seeded random block layout."""
+"""Week 2, part 2: ``random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed, exclude=None)``, a
+seeded random block layout, drawn among the blocks that ``exclude`` leaves free."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
 
 
-def _call(q_blocks: int, kv_blocks: int, per_row: int, seed: int) -> str:
-    return f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed})"
+def _call(q_blocks: int, kv_blocks: int, per_row: int, seed: int, exclude: bool = False) -> str:
+    return f"random_block_layout({q_blocks}, {kv_blocks}, {per_row}, seed={seed}{', exclude=...' if exclude else ''})"
 
 
-def _expect_layout(layout, q_blocks: int, kv_blocks: int, per_row: int, inputs: str) -> torch.Tensor:
-    """Check one layout's type, shape and per-row count; return it."""
+def _expect_layout(
+    layout, q_blocks: int, kv_blocks: int, per_row: int, inputs: str, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Check one layout's type, shape, per-row count and (given ``exclude``) that it holds no excluded
+    block; return it."""
     if type(layout) is not torch.Tensor:
         raise CheckFailed(f"the layout should be a torch.Tensor, got {type(layout).__name__}")
     if tuple(layout.shape) != (q_blocks, kv_blocks):
@@ -36,16 +40,27 @@ def _expect_layout(layout, q_blocks: int, kv_blocks: int, per_row: int, inputs: 
             f"the layout should be a bool tensor (True = the block is computed), got {layout.dtype}",
             "create it with dtype=torch.bool, or compare: layout = counts > 0",
         )
+    if exclude is not None and (layout & exclude).any():
+        row = int((layout & exclude).any(dim=-1).nonzero()[0])
+        raise CheckFailed(
+            "some rows hold blocks that exclude marks as taken",
+            "draw each row's blocks among its free blocks only: free = (~exclude[row]).nonzero().flatten(), "
+            "then free[torch.randperm(len(free), generator=g)[:blocks_per_row]]",
+            details=f"{inputs}: row {row} holds an excluded block",
+        )
     counts = layout.sum(dim=-1)
     wrong = (counts != per_row).nonzero().flatten()
     if len(wrong):
         row = int(wrong[0])
         fewer = counts[row] < per_row
         hint = (
-            "drawing with replacement (torch.randint) can pick the same block twice; draw distinct blocks, e.g. "
+            "mark exactly blocks_per_row blocks in each row"
+            if not fewer
+            else "draw blocks_per_row blocks among the row's free blocks: drawing among all blocks and then "
+            "dropping the excluded ones leaves rows short"
+            if exclude is not None
+            else "drawing with replacement (torch.randint) can pick the same block twice; draw distinct blocks, e.g. "
             "torch.randperm(kv_blocks, generator=g)[:blocks_per_row]"
-            if fewer
-            else "mark exactly blocks_per_row blocks in each row"
         )
         raise CheckFailed(
             f"some rows have {'fewer' if fewer else 'more'} than blocks_per_row blocks",
@@ -226,10 +241,116 @@ def _layout_invalid(student, case):
     counted_only_if_right("it raises ValueError", raises, ordinary)
 
 
+def _exclude(case: Case, q_blocks: int, kv_blocks: int, per_row: int) -> torch.Tensor:
+    """A bool (q_blocks, kv_blocks) of taken blocks: in each row a run of taken blocks (a window)
+    at a drawn place and, in some rows, block 0 (a global token); every row keeps at least
+    ``per_row`` free blocks, row 0 exactly ``per_row``, the last row none taken."""
+    exclude = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+    for row in range(q_blocks - 1):
+        run = kv_blocks - per_row if row == 0 else case.randint(1, kv_blocks - per_row - 1)
+        start = case.randint(0, kv_blocks - run)
+        exclude[row, start : start + run] = True
+        if row % 2 and exclude[row].sum() < kv_blocks - per_row:
+            exclude[row, 0] = True
+    return exclude
+
+
+def _excluding_layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, exclude, seed: int):
+    return _expect_layout(
+        case.call(student, q_blocks, kv_blocks, per_row, seed, exclude=exclude),
+        q_blocks,
+        kv_blocks,
+        per_row,
+        _call(q_blocks, kv_blocks, per_row, seed, exclude=True),
+        exclude,
+    )
+
+
+def _ordinary_excluding_layout(student, case):
+    """An ordinary call with ``exclude`` (many rows of 3 blocks: a draw with replacement repeats a
+    block in some row), drawn now, checked when called."""
+    q_blocks, kv_blocks, per_row = case.randint(12, 16), case.randint(6, 9), 3
+    exclude, seed = _exclude(case, q_blocks, kv_blocks, per_row), case.randint(0, 10**6)
+    return lambda: _excluding_layout(student, case, q_blocks, kv_blocks, per_row, exclude, seed)
+
+
+@check("with exclude: exactly blocks_per_row blocks in every row, none of them excluded")
+def _layout_excludes(student, case):
+    q_blocks, kv_blocks = case.randint(8, 14), case.randint(6, 10)
+    for per_row in (1, case.randint(2, 3)):
+        exclude = _exclude(case, q_blocks, kv_blocks, per_row)
+        _excluding_layout(student, case, q_blocks, kv_blocks, per_row, exclude, case.randint(0, 10**6))
+
+
+@check("with exclude: over many seeds every free block of a row is drawn about equally often")
+def _layout_exclude_uniform(student, case):
+    q_blocks, kv_blocks, per_row = 6, 9, 2
+    exclude = torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)
+    for row in range(q_blocks):  # a run of 3 taken blocks, at a place of its own in each row
+        exclude[row, row : row + 3] = True
+    start = case.randint(0, 10**6)
+    counts = torch.zeros(q_blocks, kv_blocks)
+    with counted_if_right():
+        for seed in range(start, start + UNIFORM_SEEDS):
+            counts += _excluding_layout(student, case, q_blocks, kv_blocks, per_row, exclude, seed)
+    p = per_row / (kv_blocks - 3)  # the chance that a row holds a given free block
+    expected, allowed = UNIFORM_SEEDS * p, 5 * math.sqrt(UNIFORM_SEEDS * p * (1 - p))
+    off = (counts - expected).abs().masked_fill(exclude, 0)
+    row, col = divmod(int(off.argmax()), kv_blocks)
+    if off[row, col] > allowed:
+        after_run = exclude[row, col - 1] if col else False
+        raise CheckFailed(
+            f"over {UNIFORM_SEEDS} seeds, some free block of a row is drawn far "
+            f"{'more' if counts[row, col] > expected else 'less'} often than a uniform draw among the free blocks gives",
+            "moving an excluded draw to the next free block favours the blocks just after an excluded run; "
+            "draw among the free blocks themselves: free[torch.randperm(len(free), generator=g)[:blocks_per_row]]"
+            if after_run and counts[row, col] > expected
+            else "every free block of a row must be equally likely: draw among the free blocks themselves",
+            details=f"seeds {start} .. {start + UNIFORM_SEEDS - 1} of random_block_layout({q_blocks}, {kv_blocks}, "
+            f"{per_row}, exclude=...): row {row} drew key block {col} {int(counts[row, col])} times; a uniform draw "
+            f"gives about {expected:.0f} +- {allowed:.0f}",
+        )
+
+
+@check("exclude of the wrong shape or dtype, or leaving a row fewer than blocks_per_row free blocks, raises ValueError")
+def _layout_exclude_invalid(student, case):
+    q_blocks, kv_blocks, per_row = case.randint(4, 8), case.randint(5, 8), 2
+    crowded = _exclude(case, q_blocks, kv_blocks, per_row)
+    row = case.randint(0, q_blocks - 1)
+    crowded[row] = True
+    crowded[row, case.randint(0, kv_blocks - 1)] = False  # one free block in that row, blocks_per_row is 2
+    bad = (
+        (crowded, "an exclude that leaves a row one free block, with blocks_per_row = 2"),
+        (torch.zeros(kv_blocks, q_blocks + 1, dtype=torch.bool), "an exclude of the wrong shape"),
+        (torch.zeros(q_blocks, kv_blocks, dtype=torch.int64), "an exclude that is not bool"),
+    )
+
+    def raises():
+        for exclude, call in bad:
+            expect_value_error(
+                case,
+                student,
+                q_blocks,
+                kv_blocks,
+                per_row,
+                0,
+                kwargs={"exclude": exclude},
+                call=call,
+                hint="check that exclude is a bool tensor of shape (q_blocks, kv_blocks) and that every row has at "
+                "least blocks_per_row free blocks: (~exclude).sum(dim=-1) >= blocks_per_row",
+                inputs=_call(q_blocks, kv_blocks, per_row, 0, exclude=True),
+            )
+
+    counted_only_if_right("it raises ValueError", raises, _ordinary_excluding_layout(student, case))
+
+
 CHECKS = (
     _layout_shape,
     _layout_seeded,
     _layout_private_rng,
     _layout_uniform,
     _layout_invalid,
+    _layout_excludes,
+    _layout_exclude_uniform,
+    _layout_exclude_invalid,
 )
