@@ -120,8 +120,7 @@ class NotebookJudge:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        with self._judging:  # a part still being judged keeps its measuring process
-            self.measurer.close()
+        self.measurer.close()  # the notebook has run: a part still being judged loses its measuring calls
 
     def _accept(self) -> None:
         while not self._stop.is_set():
