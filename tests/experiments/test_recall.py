@@ -2,6 +2,8 @@
 
 import fnmatch
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -199,6 +201,16 @@ def test_bad_arguments_raise_clear_errors(make, message):
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_ARGS = ["--seq-len", "8", "--num-values", "4", "--steps", "2", "--eval-size", "64", "--layers", "1", "2"]
+
+
+def test_python_dash_m_runs_with_nothing_on_stderr(tmp_path):
+    """As the README says to run it: ``python -m lcteach.experiments.recall`` (runpy warns on stderr
+    when the package has imported the module before it runs)."""
+    out = tmp_path / "recall.json"
+    command = [sys.executable, "-m", "lcteach.experiments.recall", "--out", str(out), *TINY_ARGS]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert json.loads(out.read_text())["task"]["seq_len"] == 8
 
 
 def test_command_line_writes_json_and_nothing_to_stderr(tmp_path, capfd):
