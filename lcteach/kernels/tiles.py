@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
-from lcteach.masks.evaluation import MaskMod, index_grid
+from lcteach.masks.evaluation import MaskMod, call_on_grid
 from lcteach.validation import check_mask_mod_on_grids, check_positive_int
 
 Tile = tuple[int, int, int, int]  # query rows i0:i1 against keys j0:j1
@@ -33,7 +33,7 @@ def tile_mask(q: torch.Tensor, tile: Tile, causal: bool, mask_mod: MaskMod | Non
         allowed = rows >= torch.arange(j0, j1, device=device)[None, :]
     if mask_mod is not None:
         positions = torch.arange(i0, i1, device=device), torch.arange(j0, j1, device=device)
-        custom = torch.as_tensor(mask_mod(*index_grid(q.shape[0], q.shape[1], *positions)), device=device)
+        custom = call_on_grid(mask_mod, q.shape[0], q.shape[1], *positions)
         allowed = custom if allowed is None else allowed & custom
     return allowed
 

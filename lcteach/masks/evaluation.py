@@ -55,6 +55,12 @@ def index_grid(
     return b, h, q_idx[None, None, :, None], kv_idx[None, None, None, :]
 
 
+def call_on_grid(mask_mod: MaskMod, batch: int, heads: int, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+    """``mask_mod`` called once on ``index_grid(batch, heads, q_idx, kv_idx)``: a bool tensor
+    broadcastable to (batch, heads, Nq, Nk), on the positions' device."""
+    return torch.as_tensor(mask_mod(*index_grid(batch, heads, q_idx, kv_idx)), device=q_idx.device)
+
+
 def evaluate_grid(
     mask_mod: MaskMod,
     q_len: int,
@@ -75,8 +81,7 @@ def evaluate_grid(
     check_positive_int("q_len", q_len)
     kv_len = q_len if kv_len is None else check_positive_int("kv_len", kv_len)
     positions = torch.arange(q_len, device=device), torch.arange(kv_len, device=device)
-    allowed = torch.as_tensor(mask_mod(*index_grid(batch, heads, *positions)), device=device)
-    return allowed.broadcast_to(batch, heads, q_len, kv_len)
+    return call_on_grid(mask_mod, batch, heads, *positions).broadcast_to(batch, heads, q_len, kv_len)
 
 
 def evaluate_rows(mask_mod: MaskMod, q_idx: torch.Tensor, kv_len: int) -> torch.Tensor:

@@ -71,14 +71,23 @@ def _expect_layout(
     return layout
 
 
-def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, seed: int) -> torch.Tensor:
+def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, seed: int, exclude=None):
+    """The student's layout for these arguments (``exclude`` passed only when given), checked."""
+    extra = {} if exclude is None else {"exclude": exclude}
     return _expect_layout(
-        case.call(student, q_blocks, kv_blocks, per_row, seed),
+        case.call(student, q_blocks, kv_blocks, per_row, seed, **extra),
         q_blocks,
         kv_blocks,
         per_row,
-        _call(q_blocks, kv_blocks, per_row, seed),
+        _call(q_blocks, kv_blocks, per_row, seed, exclude=exclude is not None),
+        exclude,
     )
+
+
+def _binomial_band(trials: int, p: float) -> tuple[float, float]:
+    """The count a uniform draw gives something it picks with chance ``p`` in each of ``trials``
+    draws, and the distance from it allowed: 5 standard deviations of the binomial."""
+    return trials * p, 5 * math.sqrt(trials * p * (1 - p))
 
 
 def _comparable(a, b) -> bool:
@@ -197,7 +206,7 @@ def _layout_uniform(student, case):
         )
     hint = "every key block must be equally likely in every row: no block forced in, none left out"
     # Counts are binomial; allow 5 standard deviations, per key block and per (row, key block) cell.
-    expected, allowed = UNIFORM_SEEDS * q_blocks * p, 5 * math.sqrt(UNIFORM_SEEDS * q_blocks * p * (1 - p))
+    expected, allowed = _binomial_band(UNIFORM_SEEDS * q_blocks, p)  # per key block, over all rows
     col = int((column - expected).abs().argmax())
     if abs(column[col] - expected) > allowed:
         raise CheckFailed(
@@ -207,7 +216,7 @@ def _layout_uniform(student, case):
             details=f"{inputs}: key block {col} was drawn {int(column[col])} times; a uniform draw gives "
             f"about {expected:.0f} +- {allowed:.0f}",
         )
-    expected, allowed = UNIFORM_SEEDS * p, 5 * math.sqrt(UNIFORM_SEEDS * p * (1 - p))
+    expected, allowed = _binomial_band(UNIFORM_SEEDS, p)
     row, col = divmod(int((counts - expected).abs().argmax()), kv_blocks)
     if abs(counts[row, col] - expected) > allowed:
         raise CheckFailed(
@@ -255,23 +264,12 @@ def _exclude(case: Case, q_blocks: int, kv_blocks: int, per_row: int) -> torch.T
     return exclude
 
 
-def _excluding_layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, exclude, seed: int):
-    return _expect_layout(
-        case.call(student, q_blocks, kv_blocks, per_row, seed, exclude=exclude),
-        q_blocks,
-        kv_blocks,
-        per_row,
-        _call(q_blocks, kv_blocks, per_row, seed, exclude=True),
-        exclude,
-    )
-
-
 def _ordinary_excluding_layout(student, case):
     """An ordinary call with ``exclude`` (many rows of 3 blocks: a draw with replacement repeats a
     block in some row), drawn now, checked when called."""
     q_blocks, kv_blocks, per_row = case.randint(12, 16), case.randint(6, 9), 3
     exclude, seed = _exclude(case, q_blocks, kv_blocks, per_row), case.randint(0, 10**6)
-    return lambda: _excluding_layout(student, case, q_blocks, kv_blocks, per_row, exclude, seed)
+    return lambda: _layout(student, case, q_blocks, kv_blocks, per_row, seed, exclude)
 
 
 @check("with exclude: exactly blocks_per_row blocks in every row, none of them excluded")
@@ -279,7 +277,7 @@ def _layout_excludes(student, case):
     q_blocks, kv_blocks = case.randint(8, 14), case.randint(6, 10)
     for per_row in (1, case.randint(2, 3)):
         exclude = _exclude(case, q_blocks, kv_blocks, per_row)
-        _excluding_layout(student, case, q_blocks, kv_blocks, per_row, exclude, case.randint(0, 10**6))
+        _layout(student, case, q_blocks, kv_blocks, per_row, case.randint(0, 10**6), exclude)
 
 
 @check("with exclude: over many seeds every free block of a row is drawn about equally often")
@@ -292,9 +290,9 @@ def _layout_exclude_uniform(student, case):
     counts = torch.zeros(q_blocks, kv_blocks)
     with counted_if_right():
         for seed in range(start, start + UNIFORM_SEEDS):
-            counts += _excluding_layout(student, case, q_blocks, kv_blocks, per_row, exclude, seed)
+            counts += _layout(student, case, q_blocks, kv_blocks, per_row, seed, exclude)
     p = per_row / (kv_blocks - 3)  # the chance that a row holds a given free block
-    expected, allowed = UNIFORM_SEEDS * p, 5 * math.sqrt(UNIFORM_SEEDS * p * (1 - p))
+    expected, allowed = _binomial_band(UNIFORM_SEEDS, p)
     off = (counts - expected).abs().masked_fill(exclude, 0)
     row, col = divmod(int(off.argmax()), kv_blocks)
     if off[row, col] > allowed:
