@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.cgroups import CGROUP_ENV, SubmissionCgroup
-from autograder.commands import NBGRADER, failure_summary, nbgrader, run_command
+from autograder.commands import failure_summary, nbgrader, run_nbgrader
 from autograder.copying import STAGED, refused_members, show, stage_submission, unstage_submission
 from autograder.feedback_html import generate_feedback
 from autograder.gradebook import check_gradebook, export_grades, graded_notebooks, scores, zero_notebook
@@ -188,7 +188,6 @@ def _autograde_notebook(
     if seconds_left <= 0:
         return "not run: the submission's time was used up"
     command = [
-        *NBGRADER,
         "autograde",
         submission.week,
         f"--student={submission.student}",
@@ -198,7 +197,7 @@ def _autograde_notebook(
         f"--CourseDirectory.submitted_directory={STAGED}",
     ]
     env = {SCRATCH_ENV: scratch, **({CGROUP_ENV: os.pathsep.join(map(str, cgroup.paths))} if cgroup.paths else {})}
-    result = run_command(command, root, timeout=seconds_left, env=env)
+    result = run_nbgrader(command, root, timeout=seconds_left, env=env)
     if result.returncode is None:
         return f"timed out after {result.seconds:.0f} s"
     if result.returncode != 0:
