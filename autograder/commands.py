@@ -74,7 +74,7 @@ def run_nbgrader(
     imported nbgrader and the judge once: the same environment, output, exit status and timeout."""
     start = time.monotonic()
     with tempfile.NamedTemporaryFile(prefix="lcteach-nbgrader-", suffix=".log") as log:
-        process = _FORKS.Process(target=_nbgrader_process, args=(list(args), str(cwd), _environment(env), log.name))
+        process = _FORKS.Process(target=_nbgrader_process, args=(args, str(cwd), _environment(env), log.name))
         with _STARTING:
             process.start()
         process.join(timeout)

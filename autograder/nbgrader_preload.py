@@ -31,13 +31,12 @@ import lcteach.grading  # noqa: E402
 NbGraderApp = nbgrader.apps.nbgraderapp.NbGraderApp
 
 
-def _import_checks() -> None:
-    """Every week's part modules (their checks, inputs and references), as a graded run loads them."""
+def _load_checks() -> None:
+    """Every part's checks, loaded as a graded run loads them (``Part.checks``, cached from here on)."""
     for week in pkgutil.iter_modules(lcteach.grading.__path__, "lcteach.grading."):
         if week.ispkg:
-            package = importlib.import_module(week.name)
-            for part in pkgutil.iter_modules(package.__path__, f"{week.name}."):
-                importlib.import_module(part.name)
+            for part in importlib.import_module(week.name).PARTS:
+                part.checks  # noqa: B018 - the property imports the part's module and keeps its checks
 
 
 def _render_feedback_once() -> None:
@@ -66,5 +65,5 @@ def _render_feedback_once() -> None:
     HTMLExporter(config=config).from_notebook_node(notebook, resources=resources)
 
 
-_import_checks()
+_load_checks()
 _render_feedback_once()
