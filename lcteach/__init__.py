@@ -54,6 +54,7 @@ _API = {  # name -> the subpackage that defines it
         "generate_random_blocks",
         "generate_random_tokens",
         "generate_bigbird",
+        "bigbird_layout",
         "generate_prefix_lm",
         "generate_document_mask",
         "document_offsets",

@@ -21,12 +21,13 @@ def check_nonnegative_int(name: str, value) -> int:
     return value
 
 
-def check_symmetric_window(window) -> int:
-    """Return ``window`` if it is an odd integer >= 1 (the query plus the same number of keys on each side)."""
-    check_positive_int("window", window)
+def check_symmetric_window(window, name: str = "window") -> int:
+    """Return ``window`` if it is an odd integer >= 1 (the query plus the same number on each side);
+    the errors name the argument ``name``."""
+    check_positive_int(name, window)
     if window % 2 == 0:
         raise ValueError(
-            f"a symmetric window must be odd (the query plus the same number of keys on each side), got {window}"
+            f"{name} must be odd for a symmetric window (the query plus the same number on each side), got {window}"
         )
     return window
 

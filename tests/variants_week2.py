@@ -8,7 +8,7 @@ import math
 
 import torch
 from notebook_source import SOLUTIONS, solution_namespace
-from torch.nn.attention.flex_attention import and_masks, create_mask, or_masks
+from torch.nn.attention.flex_attention import create_mask
 
 SOLUTION = solution_namespace(SOLUTIONS / "week2_sparse" / "exercises.py")
 
@@ -169,21 +169,72 @@ def longformer_with(
     return generate_longformer
 
 
-# ---------------------------------------------------------------- 4. BigBird
+# ---------------------------------------------------------------- 4. BigBird's block layout
 
 
-def bigbird_with(block_index=lambda layout, q, kv, s: layout[q // s, kv // s], combine=or_masks, causal_on="all"):
-    def generate_bigbird(window, global_tokens, layout, block_size, causal=False):
-        def blocks(b, h, q, kv):
-            return block_index(layout, q, kv, block_size)
+def _next_free_draw(rows: int, cols: int, per_row: int, seed: int, exclude: torch.Tensor) -> torch.Tensor:
+    """Draws among all blocks; a draw on an excluded (or already drawn) block moves on to the next free one."""
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.zeros(rows, cols, dtype=torch.bool)
+    for row in range(rows):
+        taken = exclude[row].clone()
+        for col in torch.randperm(cols, generator=generator)[:per_row].tolist():
+            while taken[col]:
+                col = (col + 1) % cols
+            taken[col] = drawn[row, col] = True
+    return drawn
 
-        window_part = SOLUTION.generate_longformer(window, global_tokens)
-        if causal and causal_on == "longformer":
-            return or_masks(and_masks(SOLUTION.causal_mask, window_part), blocks)
-        union = combine(window_part, blocks)
-        return and_masks(SOLUTION.causal_mask, union) if causal and causal_on == "all" else union
 
-    return generate_bigbird
+def bigbird_layout_with(
+    radius=lambda w: w // 2,
+    global_rows=True,
+    global_cols=True,
+    last_global=False,
+    draw="free",
+    skip_zero=True,
+    check=True,
+):
+    """``draw``: "free" (Part 2 with exclude), "all" (Part 2 without exclude, OR-ed in), "next-free"
+    (taken draws moved on), "misaligned" (exclude = the first rows, not the rows drawn for),
+    "global-rng" (torch.manual_seed and randperm); ``skip_zero=False`` draws even for random_blocks=0."""
+
+    def bigbird_layout(n_blocks, window_blocks, global_blocks, random_blocks, seed):
+        if check and (
+            window_blocks < 1 or window_blocks % 2 == 0 or not 0 <= global_blocks <= n_blocks or random_blocks < 0
+        ):
+            raise ValueError("bad arguments")
+        blocks = torch.arange(n_blocks)
+        layout = (blocks[:, None] - blocks[None, :]).abs() <= radius(window_blocks)
+        chosen = slice(n_blocks - global_blocks, None) if last_global else slice(0, global_blocks)
+        if global_rows:
+            layout[chosen] = True
+        if global_cols:
+            layout[:, chosen] = True
+        rows = n_blocks - global_blocks
+        if (random_blocks or not skip_zero) and rows:
+            taken = layout[global_blocks:]
+            if draw == "free":
+                extra = SOLUTION.random_block_layout(rows, n_blocks, random_blocks, seed, exclude=taken)
+            elif draw == "all":
+                extra = SOLUTION.random_block_layout(rows, n_blocks, random_blocks, seed)
+            elif draw == "misaligned":
+                extra = SOLUTION.random_block_layout(rows, n_blocks, random_blocks, seed, exclude=layout[:rows])
+            elif draw == "next-free":
+                if ((~taken).sum(-1) < random_blocks).any():
+                    raise ValueError("too few free blocks")
+                extra = _next_free_draw(rows, n_blocks, random_blocks, seed, taken)
+            else:  # "global-rng"
+                torch.manual_seed(seed)
+                extra = torch.zeros(rows, n_blocks, dtype=torch.bool)
+                for row in range(rows):
+                    free = (~taken[row]).nonzero().flatten()
+                    if len(free) < random_blocks:
+                        raise ValueError("too few free blocks")
+                    extra[row, free[torch.randperm(len(free))[:random_blocks]]] = True
+            layout[global_blocks:] |= extra
+        return layout
+
+    return bigbird_layout
 
 
 # ---------------------------------------------------------------- 5. block-sparse attention

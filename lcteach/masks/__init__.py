@@ -8,7 +8,7 @@ positions start at 0) built from elementwise tensor ops only, so it works on sca
 stride per head: otherwise every head and batch entry gets the same pattern.
 """
 
-from lcteach.masks.bigbird import generate_bigbird
+from lcteach.masks.bigbird import bigbird_layout, generate_bigbird
 from lcteach.masks.block_sparse import generate_block_sparse
 from lcteach.masks.catalog import (
     COMBINE,

@@ -13,10 +13,25 @@ from lcteach.masks.lookup import LookupTable
 from lcteach.validation import check_blocks, check_fraction, check_nonnegative_int, check_positive_int
 
 
-def _random_rows(rows: int, cols: int, per_row: int, generator: torch.Generator) -> torch.Tensor:
-    """Bool (rows, cols) with exactly ``per_row`` True per row, at distinct uniformly random columns."""
-    ranks = torch.rand(rows, cols, generator=generator).argsort(dim=-1)
+def _random_rows(
+    rows: int, cols: int, per_row: int, generator: torch.Generator, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Bool (rows, cols) with exactly ``per_row`` True per row, at distinct uniformly random columns
+    among those the bool (rows, cols) ``exclude`` leaves False (each row must have ``per_row`` of them)."""
+    keys = torch.rand(rows, cols, generator=generator)
+    if exclude is not None:
+        keys = keys.masked_fill(exclude, float("inf"))  # past every draw in [0, 1): excluded columns rank last
+    ranks = keys.argsort(dim=-1)
     return torch.zeros(rows, cols, dtype=torch.bool).scatter_(-1, ranks[:, :per_row], True)
+
+
+def random_rows(rows: int, cols: int, per_row: int, *, seed: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool (rows, cols) with exactly ``per_row`` True per row, at distinct columns drawn uniformly from
+    ``seed`` (a generator of its own, never the global RNG) among those the bool (rows, cols) ``exclude``
+    leaves False (all columns without it). The caller checks that every row has ``per_row`` free
+    columns, naming its own arguments. O(rows * cols * log(cols)) time.
+    """
+    return _random_rows(rows, cols, per_row, _generator(seed), exclude)
 
 
 def _generator(seed: int) -> torch.Generator:

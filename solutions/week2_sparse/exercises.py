@@ -15,8 +15,9 @@
 # # Week 2 exercises: sparse attention
 #
 # Eight graded parts and one written answer. You build the sparse patterns of the lectures as
-# FlexAttention `mask_mod`s (strided, Longformer, BigBird), draw a random block layout you can
-# reproduce, write a block-sparse kernel whose work follows the layout, keep only the top-k
+# FlexAttention `mask_mod`s (strided, Longformer), draw a random block layout you can reproduce,
+# build BigBird's block layout from it, write a block-sparse kernel whose work follows the
+# layout, keep only the top-k
 # scores of each query, count how many stacked layers a pattern needs before every token can
 # hear from every other, and let the input choose its own blocks.
 #
@@ -55,7 +56,7 @@ import math
 import time
 
 import torch
-from torch.nn.attention.flex_attention import and_masks, create_mask, or_masks
+from torch.nn.attention.flex_attention import create_mask, or_masks
 
 from lcteach.grading import week2 as grade
 
@@ -300,65 +301,89 @@ print()
 show(generate_longformer(3, [0], dilation=2), 10)
 
 # %% [markdown]
-# ## Part 4: BigBird by composition (3 points)
+# ## Part 4: BigBird, block by block (3 points)
 #
-# BigBird is Longformer plus random blocks: the **union** of a symmetric window, global tokens
-# and a block layout (Part 2). FlexAttention composes patterns for you:
-# `or_masks(a, b, ...)` allows a pair when any of its mask_mods does, `and_masks(a, b, ...)`
-# when all of them do.
+# The lecture built BigBird token by token, as `or_masks` of a window, global tokens and random
+# blocks. The paper's implementation works on **blocks** throughout: it cuts the sequence into
+# `n_blocks` blocks and decides per (query block, key block) pair, so that a block-sparse kernel
+# (Part 5) computes exactly the blocks the layout marks and nothing else. Its layout (the
+# "ITC" construction) has three parts:
 #
-# 1. Write `generate_block_mask(layout, block_size)`: query `i` attends key `j` when
-#    `layout[i // block_size, j // block_size]` (block `qi` holds queries
-#    `qi·block_size .. (qi+1)·block_size - 1`; likewise for keys). Indexing a tensor with the
-#    index tensors is fine under vmap.
-# 2. Write `generate_bigbird(window, global_tokens, layout, block_size, causal=False)`:
-#    `or_masks` of your Longformer (Part 3) and your block mask; with `causal=True`, the whole
-#    union is restricted to keys `j <= i` with `and_masks` and `causal_mask` (defined at the top
-#    of this notebook): a decoder cannot look ahead, not even through a global token or a
-#    random block.
+# - **window**: query block `qi` attends key block `kj` when `|qi - kj| <= window_blocks // 2`.
+#   `window_blocks` counts the blocks of a row, its own included, so it is odd: `window_blocks=3`
+#   is blocks `qi-1, qi, qi+1`. Rows at the ends have fewer.
+# - **global**: the first `global_blocks` blocks are global: a global block attends every block
+#   (its row is all `True`) and every block attends it (its column is all `True`).
+# - **random**: every row that is **not** global gets `random_blocks` more key blocks, drawn
+#   uniformly among the blocks that its window and the global blocks leave free, so none is
+#   wasted on a block the row already has: such a row holds its window and global blocks plus
+#   exactly `random_blocks` more. A global row is full already and draws nothing.
 #
-# The layout is an argument, so your BigBird draws nothing itself: you pass it a layout from
-# `random_block_layout`, and the grader passes the very layout that the reference BigBird
-# draws from its seed, so the two masks can be compared entry by entry. Part 4 builds on
-# Part 3: fix Part 3 first.
+# Write `bigbird_layout(n_blocks, window_blocks, global_blocks, random_blocks, seed)` returning
+# that bool `(n_blocks, n_blocks)` layout. The random blocks are what your `random_block_layout`
+# (Part 2) draws with `exclude`: one call for the rows `global_blocks .. n_blocks - 1`, with the
+# window and global blocks of those rows as `exclude` (row `i` of that call belongs to query
+# block `global_blocks + i`). As in Part 2, the draws come from a generator made from `seed`:
+# the same seed gives the same layout, and the global random state is neither used nor changed.
+# `random_blocks = 0` is BigBird without random blocks (Part 2 wants at least one block per
+# row, so do not call it then).
+#
+# Raise `ValueError` when `window_blocks` is even or below 1, when `global_blocks` is not
+# between 0 and `n_blocks`, when `random_blocks` is below 0, and when some row that is not
+# global has fewer free blocks than `random_blocks` (Part 2 raises that one for you if you pass
+# its error on).
+#
+# The grader compares the window and global blocks with the reference entry by entry, and the
+# random blocks by their properties, as in Part 2: the count in every row, none on a taken
+# block, reproducible seeds, the global RNGs left alone, a uniform draw over many seeds among a
+# row's free blocks, the errors, and the edge cases (every block global, a window wider than the
+# sequence, rows left with exactly `random_blocks` free blocks).
 
 
 # %% nbgrader={"grade": false, "grade_id": "bigbird", "locked": false, "schema_version": 3, "solution": true}
-def generate_block_mask(layout, block_size):
-    """Return mask_mod: True where layout[q_idx // block_size, kv_idx // block_size]."""
-
+def bigbird_layout(n_blocks, window_blocks, global_blocks, random_blocks, seed):
+    """Bool (n_blocks, n_blocks): window blocks (|qi - kj| <= window_blocks // 2), the first global_blocks
+    rows and columns, and random_blocks more per other row, drawn from seed among the blocks left free."""
     ### BEGIN SOLUTION
-    def block_mask(b, h, q_idx, kv_idx):
-        return layout[q_idx // block_size, kv_idx // block_size]
-
-    block_mask.__name__ = f"block_mask_b{block_size}"
-    return block_mask
-    ### END SOLUTION
-
-
-def generate_bigbird(window, global_tokens, layout, block_size, causal=False):
-    """Return mask_mod: Longformer(window, global_tokens) or the layout's blocks; and causal if asked."""
-    ### BEGIN SOLUTION
-    bigbird = or_masks(generate_longformer(window, global_tokens), generate_block_mask(layout, block_size))
-    if causal:
-        bigbird = and_masks(causal_mask, bigbird)
-    return bigbird
+    if window_blocks < 1 or window_blocks % 2 == 0:
+        raise ValueError(f"window_blocks must be odd and at least 1, got {window_blocks}")
+    if not 0 <= global_blocks <= n_blocks:
+        raise ValueError(f"global_blocks must be between 0 and n_blocks = {n_blocks}, got {global_blocks}")
+    if random_blocks < 0:
+        raise ValueError(f"random_blocks must be at least 0, got {random_blocks}")
+    blocks = torch.arange(n_blocks)
+    layout = (blocks[:, None] - blocks[None, :]).abs() <= window_blocks // 2
+    layout[:global_blocks] = True
+    layout[:, :global_blocks] = True
+    if random_blocks and global_blocks < n_blocks:
+        taken = layout[global_blocks:]  # row i: query block global_blocks + i
+        layout[global_blocks:] |= random_block_layout(
+            n_blocks - global_blocks, n_blocks, random_blocks, seed, exclude=taken
+        )
+    return layout
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_bigbird", "locked": true, "points": 3, "schema_version": 3, "solution": false}
-grade.bigbird(generate_bigbird)
+grade.bigbird(bigbird_layout)
 
 # %% [markdown]
-# How sparse is it? At n = 4096 with blocks of 64, a window of about 3 blocks (193 keys), 2
-# global tokens and 3 random blocks per row, BigBird computes under a tenth of the pairs, and the
-# fraction falls as n grows: the cost per token is constant, so the total is O(n), not O(n^2).
+# Eight blocks, a window of 3 blocks, one global block and one random block per row: block 0's
+# row and column are full, and every other row holds its window, block 0 and one block more.
 
 # %%
-n, block = 4096, 64
-layout = random_block_layout(n // block, n // block, 3, seed=0)
-mask = create_mask(generate_bigbird(3 * block + 1, 2, layout, block), None, None, n, n, device="cpu")
-print(f"BigBird at n={n}: {mask.float().mean().item():.1%} of the {n}x{n} pairs")
+print(bigbird_layout(8, 3, 1, 1, seed=0).int())
+
+# %% [markdown]
+# How sparse is it? At n = 4096 with blocks of 64 (64 blocks), a window of 3 blocks, 2 global
+# blocks and 3 random blocks, a row that is not global computes 8 of its 64 blocks. The count
+# per row stays the same as n grows, so the total is O(n), not O(n^2): the global rows are the
+# only ones that grow with n, and there are only 2 of them.
+
+# %%
+for n in (1024, 4096, 16384):
+    layout = bigbird_layout(n // 64, 3, 2, 3, seed=0)
+    print(f"BigBird at n = {n:5d}: {layout.float().mean().item():6.1%} of the blocks")
 
 # %% [markdown]
 # ## Part 5: block-sparse attention that skips empty blocks (4 points)

@@ -2,7 +2,7 @@
 
 Each case starts from the full solution and edits it as a student trying a trick would; it
 must score what its functions earn and no more (tests/hostile_corpus.py). Part points:
-strided 2, random_block_layout 2, longformer 2, bigbird 3 (built on longformer),
+strided 2, random_block_layout 2, longformer 2, bigbird 3 (a block layout built on random_block_layout),
 block_sparse_attention 4 (its last check, 2 points, measures CPU time from outside against
 masked dense attention), topk_attention 3, minimal_layers 2, select_blocks 3; the written
 answer (2) waits for a human. Set LCTEACH_HOSTILE_CASES=name,name to grade a few cases only.
@@ -275,7 +275,9 @@ CASES = [
                 "def random_block_layout(q_blocks, kv_blocks, blocks_per_row, seed):\n" + NONE,
             ),
         ),
-        W.without("random_block_layout"),
+        # bigbird_layout draws through random_block_layout, which returns None: only the check without
+        # random blocks passes
+        W.without("random_block_layout", bigbird=2.5),
         report=("not handed to the grader",),
         note="grade.random_block_layout replaced by a function that prints full marks",
     ),
@@ -716,7 +718,7 @@ CASES = [
             suffix(
                 "bigbird",
                 "import signal\n"
-                "def generate_bigbird(window, global_tokens, layout, block_size, causal=False):\n"
+                "def bigbird_layout(n_blocks, window_blocks, global_blocks, random_blocks, seed):\n"
                 "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                 "    while True:\n"
                 "        pass",

@@ -5,6 +5,7 @@ them, and graded feedback names them without the hidden inputs."""
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 import variants_week2 as variants
@@ -321,50 +322,106 @@ LONGFORMER = (
     ),
 )
 
-# ---------------------------------------------------------------- 4. BigBird
+# ---------------------------------------------------------------- 4. BigBird's block layout
 
 
-def bigbird_one_function(window, global_tokens, layout, block_size, causal=False):
-    """The union written out in one mask_mod (building on the notebook's Longformer)."""
-    longformer = variants.SOLUTION.generate_longformer(window, global_tokens)
-
-    def bigbird(b, h, q_idx, kv_idx):
-        allowed = longformer(b, h, q_idx, kv_idx) | layout[q_idx // block_size, kv_idx // block_size]
-        return allowed & (kv_idx <= q_idx) if causal else allowed
-
-    return bigbird
+def _check_bigbird_arguments(n_blocks, window_blocks, global_blocks, random_blocks):
+    if window_blocks < 1 or window_blocks % 2 == 0 or not 0 <= global_blocks <= n_blocks or random_blocks < 0:
+        raise ValueError(f"bad BigBird arguments {window_blocks}, {global_blocks}, {random_blocks}")
 
 
-def bigbird_token_table(window, global_tokens, layout, block_size, causal=False):
-    """The block layout expanded to a token table first, looked up per pair."""
-    table = layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)
+def bigbird_python_loops(n_blocks, window_blocks, global_blocks, random_blocks, seed):
+    """Every entry decided in a double loop; each row's random blocks sampled from a list of its free
+    blocks with a private random.Random(seed)."""
+    _check_bigbird_arguments(n_blocks, window_blocks, global_blocks, random_blocks)
+    rng = random.Random(seed)
+    layout = torch.zeros(n_blocks, n_blocks, dtype=torch.bool)
+    for qi in range(n_blocks):
+        for kj in range(n_blocks):
+            layout[qi, kj] = abs(qi - kj) <= window_blocks // 2 or qi < global_blocks or kj < global_blocks
+        if qi >= global_blocks and random_blocks:
+            free = [kj for kj in range(n_blocks) if not layout[qi, kj]]
+            if len(free) < random_blocks:
+                raise ValueError(f"query block {qi} has only {len(free)} free blocks")
+            for kj in rng.sample(free, random_blocks):
+                layout[qi, kj] = True
+    return layout
 
-    def blocks(b, h, q_idx, kv_idx):
-        return table[q_idx, kv_idx]
 
-    union = or_masks(variants.SOLUTION.generate_longformer(window, global_tokens), blocks)
-    return and_masks(union, variants.SOLUTION.causal_mask) if causal else union
+def bigbird_multinomial(n_blocks, window_blocks, global_blocks, random_blocks, seed):
+    """One torch.multinomial over all rows, weighted 1 on the free blocks and 0 on the taken ones."""
+    _check_bigbird_arguments(n_blocks, window_blocks, global_blocks, random_blocks)
+    blocks = torch.arange(n_blocks)
+    layout = ((blocks[:, None] - blocks[None, :]).abs() <= window_blocks // 2) | (blocks[:, None] < global_blocks)
+    layout |= blocks[None, :] < global_blocks
+    weights = (~layout[global_blocks:]).double()
+    if random_blocks and len(weights):
+        if (weights.sum(dim=-1) < random_blocks).any():
+            raise ValueError("some row has too few free blocks")
+        generator = torch.Generator().manual_seed(seed)
+        picks = torch.multinomial(weights, random_blocks, replacement=False, generator=generator)
+        layout[global_blocks:] |= torch.zeros(weights.shape, dtype=torch.bool).scatter_(-1, picks, True)
+    return layout
 
 
+BIGBIRD_VALUES_BLOCKED = ("seeded", "uniform", "an even window_blocks", "edge cases")
 BIGBIRD = (
-    Right("one-function", bigbird_one_function),
-    Right("token-table", bigbird_token_table),
+    Right("python-loops", bigbird_python_loops),
+    Right("multinomial", bigbird_multinomial),
     Wrong(
-        "transposed-layout",
-        variants.bigbird_with(block_index=lambda layout, q, kv, s: layout[kv // s, q // s]),
+        "radius-is-window",
+        variants.bigbird_layout_with(radius=lambda w: w),
         0,
-        "any block layout",
-        "transposed",
+        "with random_blocks = 0",
+        "a window of window_blocks blocks on each side",
+        not_counted=BIGBIRD_VALUES_BLOCKED,
     ),
-    Wrong("and-instead-of-or", variants.bigbird_with(combine=and_masks), 0, "equals BigBird", "and_masks where"),
     Wrong(
-        "ignores-causal",
-        variants.bigbird_with(causal_on="nothing"),
-        2,
-        "causal=True",
-        "no causal mask although causal=True",
+        "global-rows-only",
+        variants.bigbird_layout_with(global_cols=False),
+        0,
+        "with random_blocks = 0",
+        "the global blocks' rows only",
+        not_counted=BIGBIRD_VALUES_BLOCKED,
     ),
-    Wrong("causal-on-longformer-only", variants.bigbird_with(causal_on="longformer"), 2, "causal=True", "whole union"),
+    Wrong(
+        "drawn-among-all-blocks",
+        variants.bigbird_layout_with(draw="all"),
+        0.5,
+        "every row that is not global",
+        "fewer than random_blocks random blocks",
+        not_counted=BIGBIRD_VALUES_BLOCKED,
+    ),
+    Wrong(
+        "exclude-misaligned",
+        variants.bigbird_layout_with(draw="misaligned"),
+        0.5,
+        "every row that is not global",
+        "exclude row i must be the taken blocks of query block global_blocks + i",
+        not_counted=BIGBIRD_VALUES_BLOCKED,
+    ),
+    Wrong("next-free-block", variants.bigbird_layout_with(draw="next-free"), 2.5, "uniform", "next free block"),
+    Wrong(
+        "global-rng",
+        variants.bigbird_layout_with(draw="global-rng"),
+        2.5,
+        "seeded",
+        "changed the global random state",
+    ),
+    Wrong(
+        "draws-for-zero-random-blocks",
+        variants.bigbird_layout_with(skip_zero=False),
+        2,
+        "with random_blocks = 0",
+        "random_blocks = 0 raised ValueError",
+    ),
+    Wrong(
+        "arguments-unchecked",
+        variants.bigbird_layout_with(check=False),
+        2.5,
+        "an even window_blocks",
+        "returned instead of raising ValueError",
+    ),
 )
 
 # ---------------------------------------------------------------- 5. block-sparse attention

@@ -12,9 +12,9 @@ import pytest
 import torch
 from grading_helpers import contract_tests, failed, run
 from notebook_source import SOLUTIONS
-from torch.nn.attention.flex_attention import and_masks, or_masks
+from torch.nn.attention.flex_attention import or_masks
 from variants_week2 import (
-    bigbird_with,
+    bigbird_layout_with,
     dense_then_mask,
     layers_with,
     layout_argsort,
@@ -236,35 +236,20 @@ def test_longformer_with_python_if_gets_the_vmap_hint(capsys):
     assert result.points < grade.POINTS["longformer"] and "vmap" in report, report
 
 
-# ---------------------------------------------------------------- 4. BigBird
+# ---------------------------------------------------------------- 4. BigBird's block layout
+# (the fairness corpus, tests/grading/test_fairness_week2.py, grades the other classic mistakes)
 
 
 @pytest.mark.parametrize(
-    ("mutant", "failing", "hint"),
+    ("mutant", "hint"),
     [
-        (bigbird_with(block_index=lambda layout, q, kv, s: layout[kv // s, q // s]), "any block layout", "transposed"),
-        (
-            bigbird_with(block_index=lambda layout, q, kv, s: layout[q % s, kv % s]),
-            "any block layout",
-            "% instead of //",
-        ),
-        (bigbird_with(combine=and_masks), "equals BigBird", "and_masks where"),
-        (bigbird_with(causal_on="nothing"), "causal=True", "no causal mask although causal=True"),
-        (bigbird_with(causal_on="longformer"), "causal=True", "must wrap the whole union"),
+        (bigbird_layout_with(global_rows=False), "the global blocks' columns only"),
+        (bigbird_layout_with(last_global=True), "the last global_blocks blocks"),
     ],
-    ids=["transposed-layout", "modulo-blocks", "and-instead-of-or", "ignores-causal", "causal-longformer-only"],
+    ids=["columns-only", "last-blocks-global"],
 )
-def test_bigbird_mutants(mutant, failing, hint, capsys):
-    assert_fails(grade.bigbird, mutant, capsys, failing, hint)
-
-
-def test_bigbird_without_the_blocks_is_named(capsys):
-    def longformer_only(window, global_tokens, layout, block_size, causal=False):
-        union = SOLUTION.generate_longformer(window, global_tokens)
-        return and_masks(SOLUTION.causal_mask, union) if causal else union
-
-    result, report = run(grade.bigbird, longformer_only, capsys)
-    assert result.points == 0 and "without the random blocks" in report, report
+def test_bigbird_layout_mutants(mutant, hint, capsys):
+    assert_fails(grade.bigbird, mutant, capsys, "with random_blocks = 0", hint)
 
 
 # ---------------------------------------------------------------- 5. block-sparse attention
@@ -431,11 +416,7 @@ def _delegating_layout(q_blocks, kv_blocks, blocks_per_row, seed):
         ),
         (
             grade.bigbird,
-            lambda w, g, layout, s, causal=False: or_masks(
-                lcteach.generate_symmetric_window(w),
-                lcteach.generate_global(g),
-                lcteach.generate_block_sparse(layout, s),
-            ),
+            lambda n, w, g, r, seed: lcteach.bigbird_layout(n, w, g, r, seed=seed),
             "lcteach.masks",
         ),
         (grade.block_sparse_attention, lcteach.block_sparse_attention, "lcteach.kernels.block_sparse"),

@@ -19,6 +19,7 @@ from torch.nn.attention.flex_attention import and_masks, create_block_mask, crea
 from lcteach.kernels import dense_attention, tiled_attention
 from lcteach.masks import (
     PatternCost,
+    bigbird_layout,
     causal_mask,
     count_allowed_pairs,
     evaluate_grid,
@@ -271,6 +272,79 @@ def test_bigbird_window_is_bidirectional():
     assert matrix[8].nonzero().flatten().tolist() == [6, 7, 8, 9, 10]
 
 
+def bigbird_fixed_blocks(num_blocks, window_blocks, global_blocks):
+    """BigBird's window and global blocks, block by block: the loop oracle of the layout without random blocks."""
+    return grid_mask(
+        lambda qi, kj: symmetric_window_allowed(window_blocks)(qi, kj) or qi < global_blocks or kj < global_blocks,
+        num_blocks,
+    )
+
+
+@pytest.mark.parametrize(
+    ("num_blocks", "window_blocks", "global_blocks"),
+    [(1, 1, 0), (1, 1, 1), (6, 1, 0), (8, 3, 1), (8, 5, 2), (6, 3, 6), (7, 15, 0), (10, 3, 3)],
+)
+def test_bigbird_layout_without_random_blocks_matches_a_loop(num_blocks, window_blocks, global_blocks):
+    layout = bigbird_layout(num_blocks, window_blocks, global_blocks, 0, seed=0)
+    assert torch.equal(layout, bigbird_fixed_blocks(num_blocks, window_blocks, global_blocks))
+
+
+@FAST
+@given(num_blocks=st.integers(1, 16), window_blocks=odd_windows, data=st.data())
+def test_bigbird_layout_window_and_global_blocks_match_a_loop(num_blocks, window_blocks, data):
+    global_blocks = data.draw(st.integers(0, num_blocks))
+    layout = bigbird_layout(num_blocks, window_blocks, global_blocks, 0, seed=data.draw(st.integers(0, 99)))
+    assert torch.equal(layout, bigbird_fixed_blocks(num_blocks, window_blocks, global_blocks))
+
+
+@FAST
+@given(num_blocks=st.integers(1, 14), window_blocks=st.sampled_from([1, 3, 5]), data=st.data())
+def test_bigbird_layout_adds_exactly_random_blocks_outside_window_and_global(num_blocks, window_blocks, data):
+    global_blocks = data.draw(st.integers(0, num_blocks))
+    fixed = bigbird_fixed_blocks(num_blocks, window_blocks, global_blocks)
+    fewest_free = min((num_blocks - int(row.sum()) for row in fixed[global_blocks:]), default=0)
+    random_blocks, seed = data.draw(st.integers(0, fewest_free)), data.draw(st.integers(0, 10**6))
+    rng_state = torch.get_rng_state()
+    layout = bigbird_layout(num_blocks, window_blocks, global_blocks, random_blocks, seed=seed)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # a generator of its own, never the global RNG
+    assert layout.dtype == torch.bool and layout.shape == (num_blocks, num_blocks)
+    assert bool(layout[fixed].all()) and bool(layout[:global_blocks].all()) and bool(layout[:, :global_blocks].all())
+    drawn = layout & ~fixed
+    assert drawn[global_blocks:].sum(-1).tolist() == [random_blocks] * (num_blocks - global_blocks)
+    assert torch.equal(bigbird_layout(num_blocks, window_blocks, global_blocks, random_blocks, seed=seed), layout)
+
+
+def test_bigbird_layout_depends_on_the_seed():
+    assert not torch.equal(bigbird_layout(32, 3, 1, 3, seed=0), bigbird_layout(32, 3, 1, 3, seed=1))
+
+
+def test_bigbird_layout_draws_each_free_block_uniformly():
+    """Over 200 seeds each free block of a row is drawn random_blocks / free times on average (rows here
+    have 3, 4 or 5 free blocks), within 5 binomial standard deviations."""
+    num_blocks, window_blocks, global_blocks, random_blocks, seeds = 10, 5, 2, 2, 200
+    fixed = bigbird_fixed_blocks(num_blocks, window_blocks, global_blocks)
+    counts = sum(
+        bigbird_layout(num_blocks, window_blocks, global_blocks, random_blocks, seed=seed).long()
+        for seed in range(seeds)
+    )
+    free_counts = set()
+    for row in range(global_blocks, num_blocks):
+        free = (~fixed[row]).nonzero().flatten()
+        p = random_blocks / len(free)
+        band = 5 * (seeds * p * (1 - p)) ** 0.5
+        assert all(abs(int(counts[row, block]) - seeds * p) <= band for block in free), (row, counts[row])
+        free_counts.add(len(free))
+    assert free_counts == {3, 4, 5}
+
+
+def test_bigbird_layout_through_generate_block_sparse_attends_whole_blocks():
+    layout, block_size = bigbird_layout(6, 3, 1, 2, seed=5), 4
+    expected = layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)
+    block_sparse = generate_block_sparse(layout, block_size)
+    assert torch.equal(as_matrix(block_sparse, 24), expected)
+    assert torch.equal(evaluate_grid(block_sparse, 24)[0, 0], expected)
+
+
 # ---------------------------------------------------------------- FlexAttention and lcteach kernels
 
 
@@ -471,6 +545,23 @@ def test_evaluate_rows_gives_the_requested_rows():
         (lambda: generate_bigbird(3, 1, 1, 5, 16, seed=0), ValueError, "block_size must divide seq_len"),
         (lambda: generate_bigbird(3, -1, 1, 4, 16, seed=0), ValueError, "num_global"),
         (lambda: generate_bigbird(2, 1, 1, 4, 16, seed=0), ValueError, "must be odd"),
+        (lambda: bigbird_layout(0, 1, 0, 0, seed=0), ValueError, "num_blocks must be an integer >= 1, got 0"),
+        (lambda: bigbird_layout(8, 2, 1, 1, seed=0), ValueError, "window_blocks must be odd for a symmetric window"),
+        (lambda: bigbird_layout(8, 0, 1, 1, seed=0), ValueError, "window_blocks must be an integer >= 1, got 0"),
+        (lambda: bigbird_layout(8, 3, -1, 1, seed=0), ValueError, "global_blocks must be an integer >= 0, got -1"),
+        (lambda: bigbird_layout(8, 3, 9, 0, seed=0), ValueError, "global_blocks must be at most num_blocks = 8, got 9"),
+        (lambda: bigbird_layout(8, 3, 1, -1, seed=0), ValueError, "random_blocks must be an integer >= 0, got -1"),
+        (
+            lambda: bigbird_layout(5, 3, 1, 3, seed=0),
+            ValueError,
+            "row 1 has 2 free blocks, fewer than random_blocks = 3",
+        ),
+        (
+            lambda: bigbird_layout(7, 5, 0, 3, seed=0),
+            ValueError,
+            "row 2 has 2 free blocks, fewer than random_blocks = 3",
+        ),
+        (lambda: bigbird_layout(8, 3, 1, 1, seed=-1), ValueError, "seed must be an integer >= 0, got -1"),
         (lambda: count_allowed_pairs("causal", 4), TypeError, "mask_mod must be callable"),
         (lambda: count_allowed_pairs(causal_mask, 0), ValueError, "q_len"),
         (lambda: pattern_density(causal_mask, 4, -1), ValueError, "kv_len"),

@@ -3,14 +3,17 @@ seeded random block layout, drawn among the blocks that ``exclude`` leaves free.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from lcteach.grading.expectations import counted_if_right, counted_only_if_right, expect_value_error
-from lcteach.grading.probes import call_with_global_seed
 from lcteach.grading.results import CheckFailed
 from lcteach.grading.session import Case, check
+from lcteach.grading.week2.common import (
+    binomial_band,
+    expect_layout_tensor,
+    global_rngs_untouched,
+    seeds_reproduce,
+)
 
 
 def _call(q_blocks: int, kv_blocks: int, per_row: int, seed: int, exclude: bool = False) -> str:
@@ -22,24 +25,7 @@ def _expect_layout(
 ) -> torch.Tensor:
     """Check one layout's type, shape, per-row count and (given ``exclude``) that it holds no excluded
     block; return it."""
-    if type(layout) is not torch.Tensor:
-        raise CheckFailed(f"the layout should be a torch.Tensor, got {type(layout).__name__}")
-    if tuple(layout.shape) != (q_blocks, kv_blocks):
-        transposed = tuple(layout.shape) == (kv_blocks, q_blocks)
-        raise CheckFailed(
-            "the layout has shape (kv_blocks, q_blocks): it should be (q_blocks, kv_blocks)"
-            if transposed
-            else "the layout should have shape (q_blocks, kv_blocks)",
-            "one row per query block: shape (q_blocks, kv_blocks)"
-            if transposed
-            else "build it with torch.zeros(q_blocks, kv_blocks, dtype=torch.bool)",
-            details=f"{inputs}: got shape {tuple(layout.shape)}",
-        )
-    if layout.dtype != torch.bool:
-        raise CheckFailed(
-            f"the layout should be a bool tensor (True = the block is computed), got {layout.dtype}",
-            "create it with dtype=torch.bool, or compare: layout = counts > 0",
-        )
+    expect_layout_tensor(layout, q_blocks, kv_blocks, inputs)
     if exclude is not None and (layout & exclude).any():
         row = int((layout & exclude).any(dim=-1).nonzero()[0])
         raise CheckFailed(
@@ -84,15 +70,13 @@ def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, se
     )
 
 
-def _binomial_band(trials: int, p: float) -> tuple[float, float]:
-    """The count a uniform draw gives something it picks with chance ``p`` in each of ``trials``
-    draws, and the distance from it allowed: 5 standard deviations of the binomial."""
-    return trials * p, 5 * math.sqrt(trials * p * (1 - p))
+def _seeded_args(seed: int) -> tuple:
+    """The arguments of the seed checks' calls."""
+    return 12, 10, 3, seed
 
 
-def _comparable(a, b) -> bool:
-    """Whether two results can be compared entry by entry (tensors of one shape)."""
-    return type(a) is torch.Tensor and type(b) is torch.Tensor and a.shape == b.shape
+def _expect_seeded(layout, seed: int) -> None:
+    _expect_layout(layout, *_seeded_args(seed)[:3], _call(*_seeded_args(seed)))
 
 
 def _ordinary_layout(student, case):
@@ -121,66 +105,15 @@ def _layout_shape(student, case):
 
 @check("the same seed gives the same layout; different seeds give different layouts")
 def _layout_seeded(student, case):
-    seed = case.randint(0, 10**6)
-    others = (seed + 1, seed + case.randint(2, 1000))
-    first, again = (case.call(student, 12, 10, 3, seed) for _ in range(2))
-    layouts = {other_seed: case.call(student, 12, 10, 3, other_seed) for other_seed in others}
-
-    def reproduced():
-        if _comparable(first, again) and not torch.equal(first, again):
-            raise CheckFailed(
-                "two calls with the same seed returned different layouts",
-                "make a generator from the seed, g = torch.Generator().manual_seed(seed), and pass "
-                "generator=g to every random call",
-                details=f"seed={seed}",
-            )
-        for other_seed, other in layouts.items():
-            if _comparable(first, other) and torch.equal(first, other):
-                raise CheckFailed(
-                    "two different seeds gave the same layout",
-                    "the draws must come from a generator seeded with `seed`",
-                    details=f"seeds {seed} and {other_seed}",
-                )
-
-    def values():
-        for layout_seed, layout in ((seed, first), *layouts.items()):
-            _expect_layout(layout, 12, 10, 3, _call(12, 10, 3, layout_seed))
-
-    counted_only_if_right("the seeds reproduce", reproduced, values)
+    counted_only_if_right("the seeds reproduce", *seeds_reproduce(case, student, _seeded_args, _expect_seeded))
 
 
 @check("uses its own generator: leaves the global RNGs alone and does not depend on them")
 def _layout_private_rng(student, case):
-    seed = case.randint(0, 10**6)
-    results = [
-        case.call(call_with_global_seed, student, global_seed, 10, 8, 3, seed)
-        for global_seed in (case.randint(0, 1000), case.randint(1001, 2000))
-    ]
-    if not all(isinstance(result, tuple) and len(result) == 2 for result in results):
-        raise CheckFailed("the grader's measurement returned no result")
-    layouts = [layout for layout, _ in results]
-
-    def private():
-        for _, moved in results:
-            if moved:
-                raise CheckFailed(
-                    f"random_block_layout changed the global random state of {', '.join(moved)}",
-                    "torch.manual_seed(seed) and random calls without generator= use the global RNG, which "
-                    "the rest of the notebook shares: make g = torch.Generator().manual_seed(seed) and pass "
-                    "generator=g",
-                )
-        if _comparable(*layouts) and not torch.equal(*layouts):
-            raise CheckFailed(
-                "with the same seed, the layout changed when the global RNG was seeded differently",
-                "your draws come from the global RNG: pass generator=g to every random call",
-                details=f"seed={seed}",
-            )
-
-    def values():
-        for layout in layouts:
-            _expect_layout(layout, 10, 8, 3, _call(10, 8, 3, seed))
-
-    counted_only_if_right("the global RNGs are left alone", private, values)
+    counted_only_if_right(
+        "the global RNGs are left alone",
+        *global_rngs_untouched(case, student, "random_block_layout", _seeded_args, _expect_seeded),
+    )
 
 
 UNIFORM_SEEDS = 100  # layouts drawn for the uniformity check
@@ -206,7 +139,7 @@ def _layout_uniform(student, case):
         )
     hint = "every key block must be equally likely in every row: no block forced in, none left out"
     # Counts are binomial; allow 5 standard deviations, per key block and per (row, key block) cell.
-    expected, allowed = _binomial_band(UNIFORM_SEEDS * q_blocks, p)  # per key block, over all rows
+    expected, allowed = binomial_band(UNIFORM_SEEDS * q_blocks, p)  # per key block, over all rows
     col = int((column - expected).abs().argmax())
     if abs(column[col] - expected) > allowed:
         raise CheckFailed(
@@ -216,7 +149,7 @@ def _layout_uniform(student, case):
             details=f"{inputs}: key block {col} was drawn {int(column[col])} times; a uniform draw gives "
             f"about {expected:.0f} +- {allowed:.0f}",
         )
-    expected, allowed = _binomial_band(UNIFORM_SEEDS, p)
+    expected, allowed = binomial_band(UNIFORM_SEEDS, p)
     row, col = divmod(int((counts - expected).abs().argmax()), kv_blocks)
     if abs(counts[row, col] - expected) > allowed:
         raise CheckFailed(
@@ -292,7 +225,7 @@ def _layout_exclude_uniform(student, case):
         for seed in range(start, start + UNIFORM_SEEDS):
             counts += _layout(student, case, q_blocks, kv_blocks, per_row, seed, exclude)
     p = per_row / (kv_blocks - 3)  # the chance that a row holds a given free block
-    expected, allowed = _binomial_band(UNIFORM_SEEDS, p)
+    expected, allowed = binomial_band(UNIFORM_SEEDS, p)
     off = (counts - expected).abs().masked_fill(exclude, 0)
     row, col = divmod(int(off.argmax()), kv_blocks)
     if off[row, col] > allowed:
