@@ -346,7 +346,7 @@ grade.fit_exponent(fit_exponent)
 # %% [markdown]
 # Try it on your own machine: time your `dense_attention` and fit the exponent, both ways. As
 # in Lecture 1, each length gets a warm-up run and the best of three timed runs counts. The
-# lengths run from 256 to 4096 on a geometric grid, across the cache step between n = 512
+# lengths run from 256 to 2048 on a geometric grid, across the cache step between n = 512
 # and 1024 (Lecture 1: there the score and weight buffers outgrow a core's L2 cache).
 #
 # What to expect: one line through all the points mixes the cache-resident regime with the
@@ -360,7 +360,7 @@ grade.fit_exponent(fit_exponent)
 # %%
 import time
 
-ns = [round(256 * 2 ** (i / 2)) for i in range(9)]  # 256, 362, 512, ..., 4096
+ns = [round(256 * 2 ** (i / 2)) for i in range(7)]  # 256, 362, 512, ..., 2048
 seconds = []
 for n in ns:
     x = torch.randn(1, 1, n, 64)
