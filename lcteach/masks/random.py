@@ -48,7 +48,7 @@ def generate_random_blocks(seq_len: int, block_size: int, blocks_per_row: int, *
     check_positive_int("blocks_per_row", blocks_per_row)
     if blocks_per_row > num_blocks:
         raise ValueError(f"blocks_per_row must be at most the {num_blocks} key blocks of a row, got {blocks_per_row}")
-    layout = _random_rows(num_blocks, num_blocks, blocks_per_row, _generator(seed))
+    layout = random_rows(num_blocks, num_blocks, blocks_per_row, seed=seed)
     random_blocks = generate_block_sparse(layout, block_size)
     random_blocks.__name__ = f"random_blocks_{blocks_per_row}x{block_size}_seed{seed}"
     return random_blocks

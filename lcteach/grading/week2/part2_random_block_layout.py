@@ -70,13 +70,15 @@ def _layout(student, case: Case, q_blocks: int, kv_blocks: int, per_row: int, se
     )
 
 
+SEEDED = (12, 10, 3)  # q_blocks, kv_blocks, blocks_per_row of the seed checks
+
+
 def _seeded_args(seed: int) -> tuple:
-    """The arguments of the seed checks' calls."""
-    return 12, 10, 3, seed
+    return (*SEEDED, seed)
 
 
 def _expect_seeded(layout, seed: int) -> None:
-    _expect_layout(layout, *_seeded_args(seed)[:3], _call(*_seeded_args(seed)))
+    _expect_layout(layout, *SEEDED, _call(*SEEDED, seed))
 
 
 def _ordinary_layout(student, case):

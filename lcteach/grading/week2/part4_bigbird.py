@@ -149,16 +149,18 @@ def _random_blocks(student, case):
 SEEDED = (12, 3, 1, 2)  # n_blocks, window_blocks, global_blocks, random_blocks of the seed checks
 
 
+def _seeded_args(seed: int) -> tuple:
+    return (*SEEDED, seed)
+
+
 def _expect_seeded(layout, seed: int) -> None:
     _expect_layout(layout, *SEEDED, _call(*SEEDED, seed))
 
 
 @check("seeded: the same seed gives the same layout, other seeds others; the global RNGs are left alone")
 def _seeded(student, case):
-    reproduced, reproduced_values = seeds_reproduce(case, student, lambda seed: (*SEEDED, seed), _expect_seeded)
-    private, private_values = global_rngs_untouched(
-        case, student, "bigbird_layout", lambda seed: (*SEEDED, seed), _expect_seeded
-    )
+    reproduced, reproduced_values = seeds_reproduce(case, student, _seeded_args, _expect_seeded)
+    private, private_values = global_rngs_untouched(case, student, "bigbird_layout", _seeded_args, _expect_seeded)
     counted_only_if_right(
         "the seeds reproduce and the global RNGs are left alone",
         lambda: (reproduced(), private()),
