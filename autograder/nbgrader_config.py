@@ -67,6 +67,9 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 c.GuardedExecute.max_output_bytes = 1_000_000  # per cell: text, images, tracebacks
+# Once the last cell has run, everything the kernel had to give is read: it is killed rather
+# than left to tear down torch (about 1 s per graded notebook).
+c.GuardedExecute.shutdown_kernel = "immediate"
 
 # Student code runs in a sandbox: bubblewrap, no network, nothing of the repository but lcteach,
 # a scratch copy of its folder as the only writable place, as a uid of its own, with these limits (autograder/sandbox.py).
