@@ -3,8 +3,9 @@
 The sandbox starts ``python -m lcteach.grading.kernel -f CONNECTION`` instead of
 ``ipykernel_launcher``. Before any student code runs, ``fence()`` replaces torch's
 scaled_dot_product_attention (its Python entry point and its ATen kernels) and FlexAttention's
-``flex_attention`` with a function that raises ``FencedOff``: a graded function that calls
-them fails its checks with a message naming the call, as lcteach's references, which the
+``flex_attention`` with a function that raises ``FencedOff``, and ``start_thread_pool()``
+creates torch's threads (see there). A graded function that calls fused attention fails
+its checks with a message naming the call, as lcteach's references, which the
 sandbox does not hold, fail with ModuleNotFoundError. The measuring process puts up the
 same fence (``lcteach.grading.worker``).
 
@@ -94,8 +95,18 @@ def fence() -> None:
     importlib.import_module(FLEX_MODULE).flex_attention = _refuse("flex_attention")  # loaded before the finder
 
 
+def start_thread_pool() -> None:
+    """Create torch's OpenMP threads now, before student code: libgomp ends the process when it
+    cannot create them later, so a notebook whose forks hold the process limit would otherwise
+    kill the kernel in its next cell, and the later parts with it."""
+    import torch
+
+    torch.zeros(2**20).add_(1)  # large enough to run on every intra-op thread
+
+
 if __name__ == "__main__":
     fence()
+    start_thread_pool()
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

@@ -534,10 +534,6 @@ CASES = [
             ),
         ),
         W.without("sliding_window"),
-        bug="not diagnosed, seen once in the full runs: the kernel died in the next graded cell "
-        "(test_online_softmax_step), so every later part scored 0 (4 instead of 26); the submission lost "
-        "points of its own and gained none. Suspected: the process limit still held by its forks when the "
-        "kernel next needs a thread",
         report=("limit: process limit",),
         note="forks until the process limit stops it (the cell fails, so its function is missing)",
     ),
