@@ -406,23 +406,43 @@ class Corpus:
     def autograded(self, student: str) -> dict:
         return json.loads((self.root / "autograded" / student / self.week.name / f"{NOTEBOOK}.ipynb").read_text())
 
+    def lost_points(self, student: str) -> str:
+        """The grader's verdicts (message and hint of each failed check) of the parts that lost
+        points, as the graded cells show them: what a wrong score prints, in a test and in the table."""
+        if not (self.root / "autograded" / student / self.week.name / f"{NOTEBOOK}.ipynb").is_file():
+            return ""
+        texts = []
+        for outputs in graded_cell_outputs(self.autograded(student)).values():
+            for output in outputs:
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                if output["output_type"] == "stream" and "\u2717" in text:
+                    texts.append(text.rstrip())
+        return "\n".join(texts)
+
     def table(self) -> str:
-        """case, family, expected, got (and seconds): the corpus table of issue 10's closing note."""
+        """case, family, expected, got (and seconds): the corpus table of issue 10's closing note,
+        then the verdicts that lost points of every submission that did not get its expected score."""
         rows = [("case", "family", "expected", "got", "seconds", "bug")]
+        wrong = []
         for name, case in [*self.cases.items(), *((n, None) for n in self.honest)]:
             result = self.results.get(name)
             got = "not graded" if result is None else f"{result.score:g}"
             seconds = "" if result is None else f"{result.seconds:.0f}"
             if case is None:
-                rows.append((name, "honest", f"{self.week.honest:g}", got, seconds, ""))
+                expected = f"{self.week.honest:g}"
+                rows.append((name, "honest", expected, got, seconds, ""))
             else:
                 expected = "not graded" if case.score is None else f"{case.score:g}"
                 rows.append((name, str(case.family), expected, got, seconds, "xfail" if case.bug else ""))
+            if got != expected:
+                wrong.append(f"\n{name} scored {got} instead of {expected}:\n{self.lost_points(name)}")
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
         count = len(self.results)
         return (
             f"{table}\ngraded {count} submissions in {self.seconds:.0f} s ({60 * count / self.seconds:.1f} per minute)"
+            + "".join(wrong)
         )
 
 
@@ -604,7 +624,9 @@ def check_case(corpus: Corpus, case: Case) -> None:
         return
     assert result is not None, f"{case.name} was not graded"
     lines = report_lines(result)
-    assert (result.score, result.max_score) == (case.score, corpus.week.max_score), lines
+    assert (result.score, result.max_score) == (case.score, corpus.week.max_score), (
+        f"{lines}\n{corpus.lost_points(case.name)}"
+    )
     for text in case.report:
         assert text in lines, f"{text!r} not in the report of {case.name}:\n{lines}"
     for text in case.not_report:
@@ -630,7 +652,7 @@ def check_honest(corpus: Corpus, student: str) -> None:
         corpus.week.honest,
         corpus.week.max_score,
         "graded",
-    ), report_lines(result)
+    ), f"{report_lines(result)}\n{corpus.lost_points(student)}"
     assert result.reason == written, result.reason
     assert (result.failed_checks, result.limits, result.findings) == ((), (), ())
     assert verdict_problems(corpus, student) == []

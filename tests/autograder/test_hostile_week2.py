@@ -259,7 +259,9 @@ CASES = [
         bug="not diagnosed, seen once in four full corpus runs: the honest block_sparse_attention of this "
         "submission (graded before its patches run) failed 'equals masked dense attention when n is a multiple "
         "of block_size' in the graded run (12.33 instead of 13) and passed when regraded with the same seed; "
-        "12 in-process channel runs with that seed all passed",
+        "12 in-process channel runs with that seed all passed; since then three full corpus runs and one batch "
+        "of 16 copies of this submission beside two busy neighbours all scored 16 (the table of a run prints "
+        "the verdicts of a submission that does not get its expected score)",
         note="patches lcteach.grading's results, hand-off and channel, and torch.allclose/equal, in the kernel",
     ),
     Case(
