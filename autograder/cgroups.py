@@ -72,16 +72,6 @@ class SubmissionCgroup:
         for path in self.paths:
             (path / "cgroup.procs").write_text(str(pid))
 
-    def peak_memory(self) -> int | None:
-        """The most memory the submission's processes held together, in bytes, if the kernel keeps it."""
-        for name in ("memory.peak", "memory.max_usage_in_bytes"):
-            for path in self.paths:
-                try:
-                    return int((path / name).read_text())
-                except (OSError, ValueError):
-                    continue
-        return None
-
     def oom_kills(self) -> int:
         """How many of the submission's processes the kernel killed at the memory limit."""
         for name in ("memory.events", "memory.oom_control"):  # v2, v1: a line "oom_kill N"
