@@ -21,7 +21,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from autograder.preprocessors import GuardedExecute, JudgeGradeCells, RestoreReleasedCells
+from autograder.preprocessors import GradeStagedCopiesOnly, GuardedExecute, JudgeGradeCells, RestoreReleasedCells
 from autograder.sanitizing import HideOutputsAfterGrading, SanitizeMarkdown, SanitizeOutputs
 
 c = get_config()  # noqa: F821 - nbgrader's config loader provides get_config
@@ -46,7 +46,11 @@ c.Execute.iopub_timeout = 20
 # channel while the kernel runs the cell (autograder/judging.py), never the kernel's own word.
 # The student's markdown and outputs are made safe to render in the formgrader and the feedback
 # (autograder/sanitizing.py): markdown before the run, outputs once the scores are saved.
+# Only the grader's staged copy of a submission is autograded (`make grade`): the formgrader's
+# Autograde button and a bare `nbgrader autograde` read the submitted folder itself, links and all,
+# and are refused with a message naming `make grade`.
 c.Autograde.sanitize_preprocessors = [
+    GradeStagedCopiesOnly,
     RestoreReleasedCells,
     ClearOutput,
     DeduplicateIds,

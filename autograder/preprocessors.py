@@ -2,7 +2,11 @@
 
 Autograde runs, in this order:
 
-1. ``RestoreReleasedCells`` (first of the sanitize steps): the notebook is rebuilt on the
+0. ``GradeStagedCopiesOnly`` (first of the sanitize steps): only the grader's own copy of a
+   submission (``staged/``, regular files only, made by ``make grade``) is autograded; the
+   formgrader's Autograde button and a bare ``nbgrader autograde`` read ``submitted/`` as
+   nbgrader copies it, following links, and are refused before any kernel starts.
+1. ``RestoreReleasedCells``: the notebook is rebuilt on the
    released one, so deleted, reordered, re-typed or re-labelled cells cannot change what runs.
 2. ``GuardedExecute`` (nbgrader's Execute): the sandboxed kernel executes the notebook. When it
    reaches a graded cell, the cell's ``grade.<part>(fn)`` hands ``fn`` to the trusted grader in
@@ -18,6 +22,7 @@ Autograde runs, in this order:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -28,6 +33,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
+from .copying import STAGED
 from .judging import (
     METADATA_KEY,
     GraderCall,
@@ -44,6 +50,39 @@ from .tampering import inspect_cells
 
 def _stream(text: str) -> NotebookNode:
     return nbformat.v4.new_output("stream", name="stdout", text=text)
+
+
+# ---------------------------------------------------------------- 0. grade the staged copy alone
+
+
+class UnstagedSubmission(Exception):
+    """Autograding was asked for a submission that the grader did not copy (see GradeStagedCopiesOnly)."""
+
+
+class GradeStagedCopiesOnly(NbGraderPreprocessor):
+    """Refuse a notebook that is not in the grader's staged copy of its submission.
+
+    ``make grade`` copies ``submitted/<student>/<week>/`` to ``staged/<student>/<week>/`` with
+    regular files only (copying.py) and autogrades that copy. nbgrader's own autograde (the
+    formgrader's Autograde button, ``nbgrader autograde`` run by hand) copies the submitted folder
+    itself, following links: a link to another student's notebook would be graded as this
+    student's, a link to a file of the instructor's would reach the kernel. Such a run fails here,
+    with a message naming ``make grade``; nbgrader then removes what it had copied.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        folder = Path(os.path.abspath(resources.get("metadata", {}).get("path") or "."))
+        staged = Path(os.path.abspath(CourseDirectory(config=self.config).root)) / STAGED
+        if folder.parent.parent != staged:
+            message = (
+                f"not autograded: {folder} is not the grader's copy of a submission. Autograde with "
+                "`make grade` (it copies each submission with regular files only, then grades the copy); "
+                "the formgrader's Autograde button and a bare `nbgrader autograde` would follow links "
+                "in the submission folder"
+            )
+            self.log.error(message)
+            raise UnstagedSubmission(message)
+        return nb, resources
 
 
 # ---------------------------------------------------------------- 1. restore the released layout

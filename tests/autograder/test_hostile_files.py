@@ -13,11 +13,16 @@ import nbformat
 import pytest
 from conftest import TINY_EXERCISES, TINY_LECTURE, needs_sandbox
 from nbconvert.exporters import HTMLExporter
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.server_extensions.formgrader import handlers
 from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
 
+from autograder.commands import run_nbgrader
 from autograder.feedback_html import generate_feedback
 from autograder.gradebook import gradebook
+from autograder.layout import CONFIG
 from autograder.pipeline import grade_class
 from autograder.releasing import copy_config, generate_assignment
 from autograder.submissions import Submission
@@ -207,3 +212,37 @@ def test_feedback_fails_one_submission_at_a_time(graded, tmp_path):
     slow = generate_feedback(root, [WEEK], jobs=2, timeout=0.01)
     assert len(slow.failures) == 4 and all("timed out" in line or "failed" in line for line in slow.failures)
     assert slow.files == []
+
+
+@pytest.mark.filterwarnings("ignore:Object of type:sqlalchemy.exc.SAWarning")  # nbgrader's gradebook, on a failed run
+def test_the_formgrader_autograde_button_and_a_bare_nbgrader_autograde_are_refused(tmp_path):
+    """nbgrader's own autograde copies the submitted folder, following links; only make grade's
+    staged copy is graded. The formgrader's button (NbGraderAPI.autograde) and the command line
+    are refused before a kernel starts, with a message naming make grade, and grade nothing."""
+    solutions = tmp_path / "solutions"
+    (solutions / WEEK).mkdir(parents=True)
+    (solutions / WEEK / "exercises.py").write_text(TINY_EXERCISES)
+    root = tmp_path / "root"
+    copy_config(root)
+    generate_assignment(root, WEEK, solutions)
+    source = root / "source" / WEEK / "exercises.ipynb"
+    honest, linker = (Submission(student, WEEK).folder(root) for student in ("honest", "linker"))
+    shutil.copytree(root / "release" / WEEK, honest)
+    shutil.copyfile(source, honest / "exercises.ipynb")
+    linker.mkdir(parents=True)
+    (linker / "exercises.ipynb").symlink_to(honest / "exercises.ipynb")  # another student's work
+    (linker / "secret").symlink_to(root / "nbgrader_config.py")
+
+    config = PyFileConfigLoader(CONFIG, path=str(root)).load_config()
+    api = NbGraderAPI(CourseDirectory(config=config), config=config)
+    for student in ("honest", "linker"):
+        result = api.autograde(WEEK, student)
+        assert not result["success"], result.get("log")
+        assert "not autograded" in result["log"] and "`make grade`" in result["log"]
+        assert not (root / "autograded" / student).exists() or not any((root / "autograded" / student).rglob("*"))
+    with gradebook(root) as book:
+        assert all(submission.score == 0 for submission in book.assignment_submissions(WEEK))
+
+    bare = run_nbgrader(["autograde", WEEK, "--student=honest", "--force"], root, timeout=120)
+    assert bare.returncode != 0 and "`make grade`" in bare.output
+    assert not (root / "autograded" / "honest" / WEEK / "exercises.ipynb").exists()
