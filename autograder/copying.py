@@ -123,14 +123,19 @@ def copy_tree(
     return report
 
 
+def staged_folder(root: Path, student: str, week: str) -> Path:
+    """``root/staged/<student>/<week>/``: the grader's copy of a submission, the only folder autograded."""
+    return Path(root) / STAGED / student / week
+
+
 def stage_submission(root: Path, student: str, week: str, limits: CopyLimits = CopyLimits()) -> CopyReport:
-    """Copy ``root/submitted/<student>/<week>/`` to ``root/staged/<student>/<week>/`` (see copy_tree)."""
-    return copy_tree(root / SUBMITTED, (student, week), root / STAGED / student / week, limits)
+    """Copy ``root/submitted/<student>/<week>/`` to ``staged_folder(root, student, week)`` (see copy_tree)."""
+    return copy_tree(root / SUBMITTED, (student, week), staged_folder(root, student, week), limits)
 
 
 def unstage_submission(root: Path, student: str, week: str) -> None:
     """Remove a graded copy (the student's folder in staged/ stays: another week may be in it)."""
-    shutil.rmtree(root / STAGED / student / week, ignore_errors=True)
+    shutil.rmtree(staged_folder(root, student, week), ignore_errors=True)
 
 
 def _open_folder(base: Path, parts: tuple[str, ...]) -> int:

@@ -22,7 +22,7 @@ import nbformat
 
 from autograder.cgroups import CGROUP_ENV, SubmissionCgroup
 from autograder.commands import failure_summary, nbgrader, run_nbgrader
-from autograder.copying import STAGED, refused_members, show, stage_submission, unstage_submission
+from autograder.copying import STAGED, refused_members, show, stage_submission, staged_folder, unstage_submission
 from autograder.feedback_html import generate_feedback
 from autograder.gradebook import check_gradebook, export_grades, graded_notebooks, scores, zero_notebook
 from autograder.judging import METADATA_KEY, JudgeSummary
@@ -176,7 +176,7 @@ def _autograde_notebook(
 
     ``refused`` maps the paths that the staging copy refused to why (see copying.py); the
     sandboxed processes start in the submission's ``cgroup`` (see cgroups.py)."""
-    path = root / STAGED / submission.student / submission.week / f"{name}.ipynb"
+    path = staged_folder(root, submission.student, submission.week) / f"{name}.ipynb"
     if not path.is_file():
         why = refused.get(f"{name}.ipynb") or refused.get(".")
         return f"not graded: {why}" if why else "missing from the submission"

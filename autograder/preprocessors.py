@@ -33,7 +33,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
-from .copying import STAGED
+from .copying import staged_folder
 from .judging import (
     METADATA_KEY,
     GraderCall,
@@ -71,9 +71,10 @@ class GradeStagedCopiesOnly(NbGraderPreprocessor):
     """
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        info = resources["nbgrader"]
         folder = Path(os.path.abspath(resources.get("metadata", {}).get("path") or "."))
-        staged = Path(os.path.abspath(CourseDirectory(config=self.config).root)) / STAGED
-        if folder.parent.parent != staged:
+        root = os.path.abspath(CourseDirectory(config=self.config).root)
+        if folder != staged_folder(root, info["student"], info["assignment"]):
             message = (
                 f"not autograded: {folder} is not the grader's copy of a submission. Autograde with "
                 "`make grade` (it copies each submission with regular files only, then grades the copy); "

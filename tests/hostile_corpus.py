@@ -403,22 +403,20 @@ class Corpus:
         path = self.root / "feedback" / student / self.week.name / f"{NOTEBOOK}.html"
         return path.read_text() if path.is_file() else ""
 
+    def autograded_path(self, student: str) -> Path:
+        return self.root / "autograded" / student / self.week.name / f"{NOTEBOOK}.ipynb"
+
     def autograded(self, student: str) -> dict:
-        return json.loads((self.root / "autograded" / student / self.week.name / f"{NOTEBOOK}.ipynb").read_text())
+        return json.loads(self.autograded_path(student).read_text())
 
     def lost_points(self, student: str) -> str:
         """The grader's verdicts (message and hint of each failed check) of the parts that lost
         points, as the graded cells show them: what a wrong score prints, in a test and in the table."""
-        if not (self.root / "autograded" / student / self.week.name / f"{NOTEBOOK}.ipynb").is_file():
+        if not self.autograded_path(student).is_file():
             return ""
-        texts = []
-        for outputs in graded_cell_outputs(self.autograded(student)).values():
-            for output in outputs:
-                text = output.get("text", "")
-                text = "".join(text) if isinstance(text, list) else text
-                if output["output_type"] == "stream" and "\u2717" in text:
-                    texts.append(text.rstrip())
-        return "\n".join(texts)
+        outputs = [o for cell in graded_cell_outputs(self.autograded(student)).values() for o in cell]
+        texts = (stream_text(o) for o in outputs if o["output_type"] == "stream")
+        return "\n".join(text.rstrip() for text in texts if "\u2717" in text)
 
     def table(self) -> str:
         """case, family, expected, got (and seconds): the corpus table of issue 10's closing note,
@@ -576,6 +574,12 @@ def live_code(html: str) -> list[str]:
     return parser.found
 
 
+def stream_text(output: dict) -> str:
+    """The text of a stream output (a string, or the list of strings a saved notebook may hold)."""
+    text = output.get("text", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
 def graded_cell_outputs(notebook: dict) -> dict[str, list[dict]]:
     """grade_id -> outputs of every graded test cell of an autograded notebook."""
     return {
@@ -596,7 +600,7 @@ def verdict_problems(corpus: Corpus, student: str) -> list[str]:
         if kinds != ["stream", "execute_result"]:
             problems.append(f"{grade_id}: outputs {kinds}, expected the verdict's stream and its points")
             continue
-        text = "".join(outputs[0]["text"]) if isinstance(outputs[0]["text"], list) else outputs[0]["text"]
+        text = stream_text(outputs[0])
         if not (text.startswith(f"{part} (graded run): ") or text.startswith(f"{part}: no credit: ")):
             problems.append(f"{grade_id}: the stream is not the grader's verdict: {text[:120]!r}")
         if LEAK in text or MARK in text:
@@ -631,7 +635,7 @@ def check_case(corpus: Corpus, case: Case) -> None:
         assert text in lines, f"{text!r} not in the report of {case.name}:\n{lines}"
     for text in case.not_report:
         assert text not in lines, f"{text!r} in the report of {case.name}:\n{lines}"
-    if (corpus.root / "autograded" / case.name / corpus.week.name / f"{NOTEBOOK}.ipynb").is_file():
+    if corpus.autograded_path(case.name).is_file():
         assert verdict_problems(corpus, case.name) == []
         html = corpus.feedback(case.name)
         assert html, f"no feedback for {case.name}: {corpus.report.feedback_failures}"
